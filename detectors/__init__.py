@@ -1,0 +1,8 @@
+"""Detectors: ``detect(image, frame) -> Detections``, chosen by name in the config."""
+
+from mot.registry import Registry
+
+DETECTORS = Registry("detector", {
+    "public": "detectors.public:PublicDetector",
+    "gt": "detectors.oracle:GroundTruthDetector",
+})

@@ -1,0 +1,239 @@
+"""YAML configuration loaded into dataclasses that reject unknown keys and wrong types.
+
+Every component section has ``type`` (a registry name) and ``params`` (checked against that
+component's own ``Params`` dataclass when it is built).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mot.errors import UserError
+
+
+def from_dict(cls, data: Any, where: str):
+    """Builds dataclass ``cls`` from a mapping, checking keys and value types.
+
+    Args:
+        cls: a dataclass type.
+        data: a mapping (None means all defaults).
+        where: the dotted config path, for error messages.
+
+    Raises:
+        UserError: an unknown key (naming the valid ones), a missing required key or a wrong type.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"config: {where or 'top level'} must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"config: unknown key '{_join(where, unknown[0])}' (valid: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"config: missing required key '{key}'")
+            continue
+        kwargs[name] = _coerce(hints[name], data[name], key)
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        problem = check()
+        if problem:
+            raise UserError(f"config: {where}: {problem}" if where else f"config: {problem}")
+    return obj
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _coerce(tp, value, key):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except UserError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config: '{key}' must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(inner, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config: '{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif typing.get_origin(tp) is typing.Literal:
+        if value in args:
+            return value
+        raise UserError(f"config: '{key}' must be one of {', '.join(map(str, args))}, got {value!r}")
+    else:
+        return value
+    raise UserError(f"config: '{key}' must be {tp.__name__}, got {value!r} ({type(value).__name__})")
+
+
+@dataclass
+class ComponentConfig:
+    """A swappable component: ``type`` names a registry entry, ``params`` are checked by that entry."""
+
+    type: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class DetectorSection(ComponentConfig):
+    type: str = "public"
+
+
+@dataclass
+class AssociationSection(ComponentConfig):
+    type: str = "iou"
+
+
+@dataclass
+class TrackerConfig:
+    """The track life cycle."""
+
+    n_init: int = 3              # hits before a tentative track is confirmed
+    max_age: int = 30            # frames a lost track is kept before it is removed
+    velocity_smoothing: float = 0.6  # weight of the newest velocity measurement (0 disables motion)
+    output_tentative_history: bool = True  # on confirmation, also output the frames it was tentative
+    cascade: bool = True         # match confirmed tracks first, then tentative and lost ones
+
+    def validate(self):
+        if self.n_init < 1:
+            return "n_init must be >= 1"
+        if self.max_age < 0:
+            return "max_age must be >= 0"
+        if not 0 <= self.velocity_smoothing <= 1:
+            return "velocity_smoothing must be in [0, 1]"
+        return None
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how to run."""
+
+    device: str = "auto"         # auto | cpu | cuda
+    prefetch: int = 4            # frames read ahead by the reader thread
+    torch_threads: int = 0       # 0 leaves PyTorch's default
+
+    def validate(self):
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            return f"runtime.device must be auto, cpu or cuda[:N], got {self.device!r}"
+        return None
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    detector: DetectorSection = field(default_factory=DetectorSection)
+    association: AssociationSection = field(default_factory=AssociationSection)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parses ``a.b.c=value`` (the value read as YAML: numbers, booleans, null, lists)."""
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise UserError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Applies ``--set`` overrides to a raw config mapping (unknown keys are caught by validation)."""
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        node = raw
+        for p in parts[:-1]:
+            if node.get(p) is None:
+                node[p] = {}
+            if not isinstance(node[p], dict):
+                raise UserError(f"--set {text!r}: '{p}' is not a section")
+            node = node[p]
+        node[parts[-1]] = value
+    return raw
+
+
+def load_raw(path: str | Path | None) -> dict:
+    """Reads a YAML config file into a mapping (``yaml.safe_load``)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a config file must be a mapping at the top level")
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Loads and validates a configuration, including every component's params."""
+    raw = apply_overrides(load_raw(path), overrides or [])
+    cfg = from_dict(Config, raw, "")
+    from mot.registry import validate_components
+    validate_components(cfg)
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    """The resolved configuration as plain data (for saving next to results)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

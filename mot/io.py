@@ -1,0 +1,292 @@
+"""MOTChallenge file formats. Files are 1-based on disk; everything inside is 0-based.
+
+This module is the only place that converts between the two.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mot.errors import UserError
+
+#: MOT16/17/20 ground-truth classes (column 8); 1 is pedestrian.
+PEDESTRIAN = 1
+#: Classes whose matched tracker boxes the MOTChallenge protocol removes before scoring.
+DISTRACTOR_CLASSES = (2, 7, 8, 12)
+
+
+@dataclass(frozen=True)
+class SeqInfo:
+    """The contents of a ``seqinfo.ini`` (or what a video tells of itself)."""
+
+    name: str
+    seq_length: int
+    frame_rate: float = 30.0
+    im_dir: str = "img1"
+    im_ext: str = ".jpg"
+    im_width: int | None = None
+    im_height: int | None = None
+
+
+def read_seqinfo(path: str | Path) -> SeqInfo:
+    """Reads a MOTChallenge ``seqinfo.ini``.
+
+    Raises:
+        UserError: the file is missing, unreadable or lacks ``seqLength``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: seqinfo.ini not found")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+        sec = parser["Sequence"]
+    except (configparser.Error, KeyError) as exc:
+        raise UserError(f"{path}: not a valid seqinfo.ini ({type(exc).__name__}: no [Sequence] section?)") from None
+
+    def get(key, conv, default=None):
+        if key not in sec:
+            if default is None and key == "seqLength":
+                raise UserError(f"{path}: seqinfo.ini has no seqLength")
+            return default
+        try:
+            return conv(sec[key])
+        except ValueError:
+            raise UserError(f"{path}: seqinfo.ini {key}={sec[key]!r} is not a number") from None
+
+    length = get("seqLength", int)
+    if length < 0:
+        raise UserError(f"{path}: seqinfo.ini seqLength={length} is negative")
+    return SeqInfo(
+        name=sec.get("name", path.parent.name),
+        seq_length=length,
+        frame_rate=get("frameRate", float, 30.0),
+        im_dir=sec.get("imDir", "img1"),
+        im_ext=sec.get("imExt", ".jpg"),
+        im_width=get("imWidth", int, None),
+        im_height=get("imHeight", int, None),
+    )
+
+
+def _read_table(path: Path, min_cols: int, what: str) -> np.ndarray:
+    """Reads a comma-separated numeric table, checking every line.
+
+    Returns:
+        (N, C) float64 array, C the smallest column count found (at least ``min_cols``).
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: {what} file not found")
+    rows = []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read {what} file ({exc.__class__.__name__})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = [p for p in line.replace(",", " ").split()]
+        if len(parts) < min_cols:
+            raise UserError(f"{path}:{lineno}: expected at least {min_cols} comma-separated numbers, "
+                            f"got {len(parts)}: {line[:60]!r}")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise UserError(f"{path}:{lineno}: not a number in {line[:60]!r}") from None
+        if not all(np.isfinite(values)):
+            raise UserError(f"{path}:{lineno}: NaN or infinite value in {line[:60]!r}")
+        rows.append(values)
+    if not rows:
+        return np.zeros((0, min_cols))
+    ncols = min(len(r) for r in rows)
+    table = np.array([r[:ncols] for r in rows], dtype=np.float64)
+    frames = table[:, 0]
+    bad = np.flatnonzero((frames < 1) | (frames != np.round(frames)))
+    if bad.size:
+        raise UserError(f"{path}: row {bad[0] + 1}: frame number {frames[bad[0]]:g} is not a positive integer")
+    bad = np.flatnonzero((table[:, 4] <= 0) | (table[:, 5] <= 0))
+    if bad.size:
+        raise UserError(f"{path}: row {bad[0] + 1}: box width and height must be positive, "
+                        f"got {table[bad[0], 4]:g}x{table[bad[0], 5]:g}")
+    return table
+
+
+class FrameIndex:
+    """Rows of a per-frame table, sorted by frame, sliced per frame in O(log N)."""
+
+    def __init__(self, frames: np.ndarray):
+        self.order = np.argsort(frames, kind="stable")
+        self.sorted_frames = frames[self.order]
+
+    def rows(self, frame: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.sorted_frames, [frame, frame + 1])
+        return self.order[lo:hi]
+
+
+@dataclass(frozen=True)
+class DetectionTable:
+    """All detections of a sequence (a ``det.txt``).
+
+    Attributes:
+        frames: (N,) int64 1-based frame numbers.
+        tlwh: (N, 4) float32, 0-based pixels.
+        scores: (N,) float32 raw detector scores.
+    """
+
+    frames: np.ndarray
+    tlwh: np.ndarray
+    scores: np.ndarray
+
+    def index(self) -> FrameIndex:
+        return FrameIndex(self.frames)
+
+
+def read_detections(path: str | Path, seq_length: int | None = None) -> DetectionTable:
+    """Reads ``det.txt`` in the MOT15 (10 columns) or MOT16/17 (7 to 10 columns) form.
+
+    Columns: ``frame, -1, x, y, w, h, score[, ...]`` with 1-based x, y.
+    """
+    path = Path(path)
+    table = _read_table(path, 7, "detection")
+    frames = table[:, 0].astype(np.int64)
+    if seq_length is not None and frames.size and frames.max() > seq_length:
+        row = int(np.argmax(frames))
+        raise UserError(f"{path}: row {row + 1}: frame {frames[row]} is beyond the sequence length {seq_length}")
+    tlwh = table[:, 2:6].astype(np.float32)
+    tlwh[:, :2] -= 1
+    return DetectionTable(frames, tlwh, table[:, 6].astype(np.float32))
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A ``gt.txt``.
+
+    Attributes:
+        frames: (N,) int64 1-based frame numbers.
+        ids: (N,) int64 identities.
+        tlwh: (N, 4) float32, 0-based pixels.
+        consider: (N,) bool, the consider flag (column 7); False rows are ignored by the protocol.
+        classes: (N,) int64 classes (MOT16/17 form), or None for 2DMOT2015 files, which have none.
+        visibility: (N,) float32 visibility in [0, 1] (1 where the file has none).
+    """
+
+    frames: np.ndarray
+    ids: np.ndarray
+    tlwh: np.ndarray
+    consider: np.ndarray
+    classes: np.ndarray | None
+    visibility: np.ndarray
+
+    @property
+    def protocol(self) -> str:
+        """``"MOT17"`` when the file carries classes, else ``"MOT15"``."""
+        return "MOT15" if self.classes is None else "MOT17"
+
+    def index(self) -> FrameIndex:
+        return FrameIndex(self.frames)
+
+
+def read_ground_truth(path: str | Path) -> GroundTruth:
+    """Reads ``gt.txt`` in the 2DMOT2015 form (10 columns: ..., conf, wx, wy, wz) or the MOT16/17 form
+    (9 columns: ..., consider, class, visibility)."""
+    path = Path(path)
+    table = _read_table(path, 7, "ground-truth")
+    n, ncols = table.shape
+    tlwh = table[:, 2:6].astype(np.float32)
+    tlwh[:, :2] -= 1
+    mot17 = 8 <= ncols <= 9
+    ids = table[:, 1].astype(np.int64)
+    if n and ids.min() < 0:
+        raise UserError(f"{path}: row {int(np.argmin(ids)) + 1}: ground-truth id {ids.min()} is negative")
+    return GroundTruth(
+        frames=table[:, 0].astype(np.int64),
+        ids=ids,
+        tlwh=tlwh,
+        consider=table[:, 6] != 0,
+        classes=table[:, 7].astype(np.int64) if mot17 else None,
+        visibility=(table[:, 8] if ncols == 9 else np.ones(n)).astype(np.float32),
+    )
+
+
+@dataclass(frozen=True)
+class TrackResults:
+    """Tracker output of a sequence.
+
+    Attributes:
+        frames: (N,) int64 1-based frame numbers.
+        ids: (N,) int64 track ids.
+        tlwh: (N, 4) float32, 0-based pixels.
+        scores: (N,) float32.
+    """
+
+    frames: np.ndarray
+    ids: np.ndarray
+    tlwh: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @classmethod
+    def empty(cls) -> "TrackResults":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
+                   np.zeros(0, np.float32))
+
+    @classmethod
+    def concatenate(cls, parts: list["TrackResults"]) -> "TrackResults":
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "ids", "tlwh", "scores")))
+
+    def sorted(self) -> "TrackResults":
+        order = np.lexsort((self.ids, self.frames))
+        return TrackResults(self.frames[order], self.ids[order], self.tlwh[order], self.scores[order])
+
+    def index(self) -> FrameIndex:
+        return FrameIndex(self.frames)
+
+
+def read_results(path: str | Path) -> TrackResults:
+    """Reads a MOTChallenge result file ``frame,id,x,y,w,h,conf,-1,-1,-1``."""
+    path = Path(path)
+    table = _read_table(path, 6, "result")
+    tlwh = table[:, 2:6].astype(np.float32)
+    tlwh[:, :2] -= 1
+    scores = table[:, 6] if table.shape[1] > 6 else np.ones(len(table))
+    return TrackResults(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), tlwh,
+                        scores.astype(np.float32))
+
+
+def format_results(results: TrackResults) -> str:
+    """MOTChallenge result text, sorted by frame then id, 1-based coordinates."""
+    r = results.sorted()
+    lines = [f"{f},{i},{x + 1:.2f},{y + 1:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1"
+             for f, i, (x, y, w, h), s in zip(r.frames.tolist(), r.ids.tolist(), r.tlwh.tolist(), r.scores.tolist())]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_results(path: str | Path, results: TrackResults) -> None:
+    """Writes a MOTChallenge result file atomically."""
+    atomic_write_text(path, format_results(results))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Writes ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,157 @@
+"""Runs the tracker over sequences: detector -> association -> tracker -> results and metrics."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from association import ASSOCIATIONS
+from detectors import DETECTORS
+from mot.config import Config, dump_yaml
+from mot.errors import UserError
+from mot.evaluation import SequenceScore, combine, format_table, score_sequence
+from mot.io import TrackResults, atomic_write_text, read_ground_truth, read_results, write_results
+from mot.sequence import Sequence, discover, open_sequence
+from mot.tracker import Tracker
+
+
+@dataclass
+class SequenceRun:
+    """The outcome of one sequence: results and timing, or the one-line error that stopped it."""
+
+    name: str
+    frames: int = 0
+    seconds: float = 0.0
+    score: SequenceScore | None = None
+    error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def track_sequence(seq: Sequence, cfg: Config, progress: bool = False) -> TrackResults:
+    """Tracks one sequence, streaming its frames.
+
+    Returns:
+        All output rows of the sequence (0-based tlwh).
+    """
+    detector = DETECTORS.build(cfg.detector, sequence=seq)
+    association = ASSOCIATIONS.build(cfg.association, sequence=seq, runtime=cfg.runtime)
+    tracker = Tracker(cfg.tracker, association)
+    read_images = detector.needs_image or association.needs_image
+    parts = []
+    frames = seq.frames(read_images=read_images, prefetch=cfg.runtime.prefetch)
+    if progress:
+        from tqdm import tqdm
+        frames = tqdm(frames, total=seq.info.seq_length, desc=seq.name, unit="frame", leave=False)
+    for frame, image in frames:
+        dets = detector.detect(image, frame)
+        parts.append(tracker.update(dets, frame, image))
+    return TrackResults.concatenate(parts)
+
+
+def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False) -> SequenceRun:
+    """Opens, checks, tracks and scores one sequence; a user error becomes ``SequenceRun.error``."""
+    name = path.stem if path.is_file() else path.name
+    try:
+        seq = open_sequence(path)
+        name = seq.name
+        seq.check_frames()
+        gt = read_ground_truth(seq.gt_path) if seq.gt_path is not None else None
+        start = time.perf_counter()
+        results = track_sequence(seq, cfg, progress)
+        seconds = time.perf_counter() - start
+        write_results(out_dir / f"{name}.txt", results)
+        frames = int(seq.info.seq_length)
+        score = score_sequence(gt, results, frames) if gt is not None else None
+        return SequenceRun(name, frames, seconds, score)
+    except UserError as exc:
+        return SequenceRun(name, error=str(exc))
+
+
+@dataclass
+class RunReport:
+    """Every sequence's outcome and the combined metrics."""
+
+    runs: list[SequenceRun] = field(default_factory=list)
+    combined: dict | None = None
+
+    @property
+    def failed(self) -> list[SequenceRun]:
+        return [r for r in self.runs if r.error]
+
+    def metrics_json(self) -> dict:
+        ok = [r for r in self.runs if not r.error]
+        frames, seconds = sum(r.frames for r in ok), sum(r.seconds for r in ok)
+        per_seq = {r.name: {**(r.score.metrics if r.score else {}), "frames": r.frames,
+                            "seconds": round(r.seconds, 3), "FPS": round(r.fps, 2)} for r in ok}
+        combined = {**(self.combined or {}), "frames": frames, "seconds": round(seconds, 3),
+                    "FPS": round(frames / seconds, 2) if seconds else 0.0}
+        return {"sequences": per_seq, "combined": combined,
+                "failed": {r.name: r.error for r in self.failed}}
+
+    def table(self) -> str:
+        data = self.metrics_json()
+        rows = dict(data["sequences"])
+        if len(rows) > 1 or not rows:
+            rows["COMBINED"] = data["combined"]
+        return format_table(rows, extra=("frames", "FPS"))
+
+
+def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | None = None,
+        workers: int = 1, progress: bool | None = None) -> RunReport:
+    """Runs every sequence under ``data``, writes ``<SEQ>.txt``, ``config.yaml`` and ``metrics.json``.
+
+    A sequence that fails (missing detections, bad files ...) is reported and the others still run.
+    """
+    out_dir = Path(out_dir)
+    paths = discover(data, seqs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
+    if progress is None:
+        progress = sys.stderr.isatty() and workers <= 1
+    report = RunReport()
+    if workers > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run_one, p, cfg, out_dir, False) for p in paths]
+            report.runs = [f.result() for f in futures]
+    else:
+        report.runs = [run_one(p, cfg, out_dir, progress) for p in paths]
+    _finish(report, out_dir)
+    return report
+
+
+def _finish(report: RunReport, out_dir: Path) -> None:
+    scored = [r.score for r in report.runs if r.score is not None]
+    if scored:
+        report.combined = combine(scored)
+        atomic_write_text(out_dir / "metrics.json", json.dumps(report.metrics_json(), indent=2) + "\n")
+
+
+def evaluate(data: str | Path, results_dir: str | Path, seqs: list[str] | None = None,
+             out_dir: str | Path | None = None) -> RunReport:
+    """Scores existing result files ``results_dir/<SEQ>.txt`` against the ground truth under ``data``."""
+    results_dir = Path(results_dir)
+    report = RunReport()
+    for path in discover(data, seqs):
+        name = path.name
+        try:
+            seq = open_sequence(path)
+            name = seq.name
+            if seq.gt_path is None:
+                raise UserError(f"{seq.name}: no gt/gt.txt to score against")
+            result_file = results_dir / f"{name}.txt"
+            results = read_results(result_file) if result_file.exists() else None
+            if results is None:
+                raise UserError(f"{result_file}: result file not found")
+            score = score_sequence(read_ground_truth(seq.gt_path), results, seq.info.seq_length)
+            report.runs.append(SequenceRun(name, seq.info.seq_length, 0.0, score))
+        except UserError as exc:
+            report.runs.append(SequenceRun(name, error=str(exc)))
+    _finish(report, Path(out_dir) if out_dir else results_dir)
+    return report

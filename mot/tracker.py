@@ -1,0 +1,156 @@
+"""The track life cycle: tentative -> confirmed <-> lost -> removed, ids owned by the tracker."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+
+import numpy as np
+
+from association.linking import link
+from mot.config import TrackerConfig
+from mot.geometry import cxcywh_to_tlwh, tlwh_to_cxcywh
+from mot.io import TrackResults
+from mot.types import Detections
+
+
+class TrackState(enum.Enum):
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    LOST = "lost"
+    REMOVED = "removed"
+
+
+class Track:
+    """One person's track.
+
+    Attributes:
+        id: the id given by the owning tracker.
+        tlwh: (4,) float32 last box (0-based pixels).
+        velocity: (2,) float32 centre velocity in pixels per frame.
+        state: life-cycle state.
+        hits: frames with a matched detection.
+        last_frame: the last frame with a matched detection.
+        start_frame: the frame the track was born.
+        score: the last matched detection's score.
+        data: per-track state owned by pluggable stages (embedding gallery, refiner template ...).
+    """
+
+    def __init__(self, track_id: int, tlwh: np.ndarray, score: float, frame: int):
+        self.id = track_id
+        self.tlwh = np.asarray(tlwh, np.float32).copy()
+        self.velocity = np.zeros(2, np.float32)
+        self.state = TrackState.TENTATIVE
+        self.hits = 1
+        self.start_frame = frame
+        self.last_frame = frame
+        self.score = float(score)
+        self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
+        self.data: dict = {}
+
+    def predict(self, frame: int) -> np.ndarray:
+        """(4,) float32 tlwh expected at ``frame`` under constant centre velocity, size kept."""
+        cxcywh = tlwh_to_cxcywh(self.tlwh)[0]
+        cxcywh[:2] += self.velocity * (frame - self.last_frame)
+        return cxcywh_to_tlwh(cxcywh)[0]
+
+    def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float) -> None:
+        dt = max(frame - self.last_frame, 1)
+        old_c = tlwh_to_cxcywh(self.tlwh)[0, :2]
+        new_c = tlwh_to_cxcywh(tlwh)[0, :2]
+        measured = (new_c - old_c) / dt
+        if smoothing > 0:
+            blended = measured if self.hits == 1 else smoothing * measured + (1 - smoothing) * self.velocity
+            self.velocity = blended.astype(np.float32)
+        self.tlwh = np.asarray(tlwh, np.float32).copy()
+        self.score = float(score)
+        self.last_frame = frame
+        self.hits += 1
+
+
+class Tracker:
+    """Links each frame's detections to tracks and manages their life cycle.
+
+    The association stage supplies a ``(tracks, detections) -> cost`` function and a gate; this class
+    knows nothing of what the cost is made of.
+    """
+
+    def __init__(self, cfg: TrackerConfig, association):
+        self.cfg = cfg
+        self.association = association
+        self.tracks: list[Track] = []
+        self._ids = itertools.count(1)
+
+    def update(self, detections: Detections, frame: int, image: np.ndarray | None = None) -> TrackResults:
+        """Advances one frame.
+
+        Args:
+            detections: this frame's detections.
+            frame: 1-based frame number (frames must increase).
+            image: BGR uint8 frame, for stages that look at pixels.
+
+        Returns:
+            The rows to output: confirmed tracks matched in this frame, plus the earlier frames of
+            tracks confirmed in this frame when ``output_tentative_history`` is on.
+        """
+        cfg = self.cfg
+        live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
+        if cfg.cascade:
+            groups = [[t for t in live if t.state is TrackState.CONFIRMED],
+                      [t for t in live if t.state is not TrackState.CONFIRMED]]
+        else:
+            groups = [live]
+        free = np.arange(len(detections))
+        matched: list[tuple[Track, int]] = []
+        for group in groups:
+            if not group or not free.size:
+                continue
+            sub = detections.select(free)
+            cost = self.association.cost(group, sub, frame, image)
+            pairs, _, unmatched = link(cost, self.association.max_cost)
+            matched += [(group[r], int(free[c])) for r, c in pairs]
+            free = free[unmatched]
+
+        out = []
+        for track, d in matched:
+            track.update(detections.tlwh[d], detections.scores[d], frame, cfg.velocity_smoothing)
+            if track.state is TrackState.TENTATIVE:
+                track.pending.append((frame, track.tlwh.copy(), track.score))
+                if track.hits >= cfg.n_init:
+                    track.state = TrackState.CONFIRMED
+                    history = track.pending[:-1] if cfg.output_tentative_history else []
+                    out += [(f, track.id, b, s) for f, b, s in history]
+                    track.pending = []
+            else:
+                track.state = TrackState.CONFIRMED
+            if track.state is TrackState.CONFIRMED:
+                out.append((frame, track.id, track.tlwh, track.score))
+
+        matched_ids = {id(t) for t, _ in matched}
+        for track in live:
+            if id(track) in matched_ids:
+                continue
+            if track.state is TrackState.TENTATIVE:
+                track.state = TrackState.REMOVED
+            elif frame - track.last_frame > cfg.max_age:
+                track.state = TrackState.REMOVED
+            else:
+                track.state = TrackState.LOST
+
+        for d in free:
+            track = Track(next(self._ids), detections.tlwh[d], detections.scores[d], frame)
+            if cfg.n_init <= 1:
+                track.state = TrackState.CONFIRMED
+                track.pending = []
+                out.append((frame, track.id, track.tlwh, track.score))
+            live.append(track)
+        self.tracks = [t for t in live if t.state is not TrackState.REMOVED]
+        return _rows(out)
+
+
+def _rows(out) -> TrackResults:
+    if not out:
+        return TrackResults.empty()
+    frames, ids, boxes, scores = zip(*out)
+    return TrackResults(np.array(frames, np.int64), np.array(ids, np.int64),
+                        np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32))

@@ -1,0 +1,120 @@
+"""End to end: the command line on generated sequences, including bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mot.cli import run_main
+from mot.config import load_config
+from mot.pipeline import run, track_sequence
+from mot.sequence import open_sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_mot.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_run_writes_results_config_and_metrics(synthetic_root, tmp_path):
+    out = tmp_path / "out"
+    assert run_main(["--data", str(synthetic_root), "--out", str(out), "--set", "tracker.max_age=10"]) == 0
+    assert (out / "SYN-A.txt").is_file() and (out / "SYN-B.txt").is_file()
+    assert load_config(out / "config.yaml").tracker.max_age == 10
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["sequences"]) == {"SYN-A", "SYN-B"}
+    combined = metrics["combined"]
+    for key in ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN", "frames", "seconds", "FPS"):
+        assert key in combined
+    # The IoU tracker on mildly noisy detections should track most people most of the time.
+    assert combined["MOTA"] > 50 and combined["IDF1"] > 50 and combined["frames"] == 70
+
+
+def test_oracle_detector_beats_noisy_detections(synthetic_root, tmp_path):
+    noisy = run(synthetic_root, load_config(None), tmp_path / "a")
+    oracle = run(synthetic_root, load_config(None, ["detector.type=gt"]), tmp_path / "b")
+    assert oracle.combined["MOTA"] > noisy.combined["MOTA"]
+
+
+def test_parallel_workers_give_the_same_results(synthetic_root, tmp_path):
+    run(synthetic_root, load_config(None), tmp_path / "serial")
+    run(synthetic_root, load_config(None), tmp_path / "parallel", workers=2)
+    for name in ("SYN-A.txt", "SYN-B.txt"):
+        assert (tmp_path / "serial" / name).read_text() == (tmp_path / "parallel" / name).read_text()
+
+
+def test_results_are_deterministic(synthetic_root):
+    seq = open_sequence(synthetic_root / "SYN-A")
+    a, b = track_sequence(seq, load_config(None)), track_sequence(seq, load_config(None))
+    assert (a.tlwh == b.tlwh).all() and (a.ids == b.ids).all() and len(a) > 0
+
+
+def test_failed_sequence_is_reported_and_others_still_run(synthetic_root, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_root, data)
+    (data / "SYN-B" / "det" / "det.txt").unlink()
+    out = tmp_path / "out"
+    proc = _cli("--data", data, "--out", out)
+    assert proc.returncode == 1
+    assert "error: SYN-B: detection file det/det.txt not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "SYN-A.txt").is_file() and not (out / "SYN-B.txt").exists()
+    assert set(json.loads((out / "metrics.json").read_text())["failed"]) == {"SYN-B"}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "seqinfo.ini").unlink(), "seqinfo.ini not found"),
+    (lambda d: (d / "img1" / "000003.jpg").unlink(), "frame 3 of 40 is missing"),
+    (lambda d: (d / "img1" / "000003.jpg").write_bytes(b"junk"), None),
+    (lambda d: (d / "det" / "det.txt").write_text("1,-1,5,5\n"), "det.txt:1: expected at least 7"),
+    (lambda d: (d / "gt" / "gt.txt").write_text("1,1,x,5,5,5,1,1,1\n"), "gt.txt:1: not a number"),
+])
+def test_bad_sequence_inputs_fail_cleanly(seq_copy, tmp_path, damage, message):
+    damage(seq_copy)
+    out = tmp_path / "out"
+    proc = _cli("--data", seq_copy, "--out", out)
+    if message is None:  # the IoU pipeline reads no pixels, so a corrupt image does not stop it
+        assert proc.returncode == 0
+        return
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 2   # the error, then the count of failed sequences
+    assert not (out / "SYN-A.txt").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "tracker.n_int=3"], "unknown key 'tracker.n_int'"),
+    (["--set", "tracker.max_age=abc"], "'tracker.max_age' must be int"),
+    (["--set", "detector.type=nope"], "unknown detector type 'nope'"),
+    (["--config", "missing.yaml"], "missing.yaml: config file not found"),
+    (["--seqs", "NOPE"], "no sequence matches --seqs NOPE"),
+])
+def test_bad_arguments_fail_cleanly(synthetic_root, tmp_path, args, message):
+    proc = _cli("--data", synthetic_root, "--out", tmp_path / "out", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not any((tmp_path / "out").glob("*.txt"))
+
+
+def test_evaluate_script_matches_run(synthetic_root, tmp_path):
+    out = tmp_path / "out"
+    run(synthetic_root, load_config(None), out)
+    first = json.loads((out / "metrics.json").read_text())
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--data", str(synthetic_root),
+                           "--results", str(out), "--out", str(tmp_path / "ev")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    second = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    for key in ("HOTA", "MOTA", "IDF1", "FP", "FN"):
+        assert second["combined"][key] == first["combined"][key]
+
+
+def test_demo_runs_with_no_arguments(tmp_path):
+    proc = _cli(cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "HOTA" in proc.stdout and "COMBINED" in proc.stdout
+    assert (tmp_path / "runs" / "demo" / "metrics.json").is_file()
