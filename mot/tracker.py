@@ -72,7 +72,15 @@ class Tracker:
     """Links each frame's detections to tracks and manages their life cycle.
 
     The association stage supplies a ``(tracks, detections) -> cost`` function and a gate; this class
-    knows nothing of what the cost is made of.
+    knows nothing of what the cost is made of. The association object:
+
+    - ``max_cost``: the gate; pairs costing more never link.
+    - ``cost(tracks, detections, frame, image) -> (T, D) float32``.
+    - optional ``prepare(detections, image, frame) -> Detections``: called once per frame before any
+      matching (for example to attach appearance embeddings as ``detections.extras``).
+    - optional ``observe(track, detections, index, frame)``: called when detection ``index`` is
+      assigned to ``track`` (a match or a birth), so the stage can keep per-track state in
+      ``track.data`` (embedding gallery ...). Networks hold no per-track state.
     """
 
     def __init__(self, cfg: TrackerConfig, association):
@@ -94,6 +102,10 @@ class Tracker:
             tracks confirmed in this frame when ``output_tentative_history`` is on.
         """
         cfg = self.cfg
+        prepare = getattr(self.association, "prepare", None)
+        if prepare is not None:
+            detections = prepare(detections, image, frame)
+        observe = getattr(self.association, "observe", None)
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         if cfg.cascade:
             groups = [[t for t in live if t.state is TrackState.CONFIRMED],
@@ -114,6 +126,8 @@ class Tracker:
         out = []
         for track, d in matched:
             track.update(detections.tlwh[d], detections.scores[d], frame, cfg.velocity_smoothing)
+            if observe is not None:
+                observe(track, detections, d, frame)
             if track.state is TrackState.TENTATIVE:
                 track.pending.append((frame, track.tlwh.copy(), track.score))
                 if track.hits >= cfg.n_init:
@@ -139,6 +153,8 @@ class Tracker:
 
         for d in free:
             track = Track(next(self._ids), detections.tlwh[d], detections.scores[d], frame)
+            if observe is not None:
+                observe(track, detections, d, frame)
             if cfg.n_init <= 1:
                 track.state = TrackState.CONFIRMED
                 track.pending = []
