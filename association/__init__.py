@@ -4,4 +4,5 @@ from mot.registry import Registry
 
 ASSOCIATIONS = Registry("association", {
     "iou": "association.iou:IoUAssociation",
+    "learned": "association.learned:LearnedAssociation",
 })

@@ -1,0 +1,208 @@
+"""Named pair features between tracks and detections; each is a pure function of a FeatureContext
+returning a (T, D) float32 array. The configured list fixes the classifier's column order.
+
+Missing values (a track with no embedding yet, no refiner box) are NaN; XGBoost treats them as
+missing, so one model serves tracks with and without appearance history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from mot.geometry import iou_matrix_tlwh, tlwh_to_cxcywh
+from mot.types import Detections
+
+
+@dataclass
+class FeatureContext:
+    """Everything a pair feature may read, for T tracks and D detections of one frame.
+
+    Attributes:
+        tracks: the T candidate tracks (``mot.tracker.Track``).
+        detections: the D detections; ``extras["embeddings"]`` (D, E) float32 when appearance is on.
+        frame: the current 1-based frame number.
+    """
+
+    tracks: list
+    detections: Detections
+    frame: int
+
+    @cached_property
+    def predicted(self) -> np.ndarray:
+        """(T, 4) float32 tlwh: each track's constant-velocity prediction for this frame."""
+        return np.array([t.predict(self.frame) for t in self.tracks], np.float32).reshape(-1, 4)
+
+    @cached_property
+    def last(self) -> np.ndarray:
+        """(T, 4) float32 tlwh: each track's last box."""
+        return np.array([t.tlwh for t in self.tracks], np.float32).reshape(-1, 4)
+
+    def per_track(self, values) -> np.ndarray:
+        """(T,) values broadcast to (T, D) float32."""
+        col = np.asarray(values, np.float32).reshape(-1, 1)
+        return np.repeat(col, len(self.detections), axis=1)
+
+    def per_detection(self, values) -> np.ndarray:
+        """(D,) values broadcast to (T, D) float32."""
+        row = np.asarray(values, np.float32).reshape(1, -1)
+        return np.repeat(row, len(self.tracks), axis=0)
+
+    def nan(self) -> np.ndarray:
+        return np.full((len(self.tracks), len(self.detections)), np.nan, np.float32)
+
+
+def _embeddings(ctx: FeatureContext):
+    return ctx.detections.extras.get("embeddings")
+
+
+def _gallery_distances(ctx: FeatureContext, reduce) -> np.ndarray:
+    """Cosine distance of each detection embedding to each track's gallery, reduced over the gallery."""
+    emb = _embeddings(ctx)
+    out = ctx.nan()
+    if emb is None or not len(ctx.detections):
+        return out
+    for i, track in enumerate(ctx.tracks):
+        gallery = track.data.get("gallery")
+        if gallery:
+            g = np.asarray(gallery, np.float32)                # (G, E), L2-normalised
+            out[i] = reduce(1.0 - g @ emb.T, axis=0)           # (D,)
+    return out
+
+
+def appearance_min(ctx):
+    """Smallest cosine distance between the detection and the track's recent embeddings."""
+    return _gallery_distances(ctx, np.min)
+
+
+def appearance_mean(ctx):
+    """Mean cosine distance between the detection and the track's recent embeddings."""
+    return _gallery_distances(ctx, np.mean)
+
+
+def appearance_ema(ctx):
+    """Cosine distance between the detection and the track's moving-average embedding."""
+    emb = _embeddings(ctx)
+    out = ctx.nan()
+    if emb is None or not len(ctx.detections):
+        return out
+    for i, track in enumerate(ctx.tracks):
+        ema = track.data.get("ema")
+        if ema is not None:
+            out[i] = 1.0 - (emb @ (ema / max(np.linalg.norm(ema), 1e-12)))
+    return out
+
+
+def iou(ctx):
+    """IoU of the track's predicted box and the detection."""
+    return iou_matrix_tlwh(ctx.predicted, ctx.detections.tlwh).astype(np.float32)
+
+
+def _centre_offset(ctx, boxes):
+    a, b = tlwh_to_cxcywh(boxes), tlwh_to_cxcywh(ctx.detections.tlwh)
+    d = np.linalg.norm(a[:, None, :2] - b[None, :, :2], axis=2)
+    return (d / np.maximum(a[:, None, 3], 1.0)).astype(np.float32)
+
+
+def centre_distance(ctx):
+    """Distance between the track's last centre and the detection's, in track heights."""
+    return _centre_offset(ctx, ctx.last)
+
+
+def motion_error(ctx):
+    """Distance between the constant-velocity prediction and the detection, in track heights."""
+    return _centre_offset(ctx, ctx.predicted)
+
+
+def log_height_ratio(ctx):
+    """log(detection height / track height)."""
+    return np.log(np.maximum(ctx.detections.tlwh[None, :, 3], 1) / np.maximum(ctx.last[:, None, 3], 1)).astype(np.float32)
+
+
+def aspect_change(ctx):
+    """|log| of the change of width/height aspect between the track and the detection."""
+    a_det = ctx.detections.tlwh[:, 2] / np.maximum(ctx.detections.tlwh[:, 3], 1)
+    a_trk = ctx.last[:, 2] / np.maximum(ctx.last[:, 3], 1)
+    return np.abs(np.log(np.maximum(a_det[None, :], 1e-3) / np.maximum(a_trk[:, None], 1e-3))).astype(np.float32)
+
+
+def frames_since_seen(ctx):
+    """Frames since the track was last matched."""
+    return ctx.per_track([ctx.frame - t.last_frame for t in ctx.tracks])
+
+
+def track_age(ctx):
+    """Frames since the track was born."""
+    return ctx.per_track([ctx.frame - t.start_frame for t in ctx.tracks])
+
+
+def track_hits(ctx):
+    """Detections matched to the track so far."""
+    return ctx.per_track([t.hits for t in ctx.tracks])
+
+
+def detection_score(ctx):
+    """The detector's raw score (its range depends on the detector)."""
+    return ctx.per_detection(ctx.detections.scores)
+
+
+def refiner_iou(ctx):
+    """IoU of the refiner's box for the track and the detection (NaN without a refiner box)."""
+    out = ctx.nan()
+    for i, t in enumerate(ctx.tracks):
+        box = t.data.get("refined_tlwh")
+        if box is not None:
+            out[i] = iou_matrix_tlwh(np.asarray(box).reshape(1, 4), ctx.detections.tlwh)[0]
+    return out
+
+
+def refiner_score(ctx):
+    """The refiner's confidence for the track (NaN without a refiner)."""
+    return ctx.per_track([t.data.get("refined_score", np.nan) for t in ctx.tracks])
+
+
+FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
+    "appearance_min": appearance_min,
+    "appearance_mean": appearance_mean,
+    "appearance_ema": appearance_ema,
+    "iou": iou,
+    "centre_distance": centre_distance,
+    "motion_error": motion_error,
+    "log_height_ratio": log_height_ratio,
+    "aspect_change": aspect_change,
+    "frames_since_seen": frames_since_seen,
+    "track_age": track_age,
+    "track_hits": track_hits,
+    "detection_score": detection_score,
+    "refiner_iou": refiner_iou,
+    "refiner_score": refiner_score,
+}
+
+APPEARANCE_FEATURES = ("appearance_min", "appearance_mean", "appearance_ema")
+CONTEXT_FEATURES = ("iou", "centre_distance", "motion_error", "log_height_ratio", "aspect_change",
+                    "frames_since_seen", "track_age", "track_hits")
+
+
+def check_names(names) -> str | None:
+    """A one-line problem with a feature list, or None."""
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown:
+        return f"unknown feature {unknown[0]!r} (valid: {', '.join(FEATURES)})"
+    if len(set(names)) != len(names):
+        return "features are listed twice"
+    return None
+
+
+def compute(names, ctx: FeatureContext) -> np.ndarray:
+    """Stacks the named features.
+
+    Returns:
+        (T, D, F) float32, F = len(names), in the order given.
+    """
+    t, d = len(ctx.tracks), len(ctx.detections)
+    if t == 0 or d == 0:
+        return np.zeros((t, d, len(names)), np.float32)
+    return np.stack([FEATURES[n](ctx) for n in names], axis=2).astype(np.float32)

@@ -1,0 +1,93 @@
+"""Learned association: pair features (appearance + context) -> XGBoost P(same) -> cost -log P."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from association.features import (APPEARANCE_FEATURES, CONTEXT_FEATURES, FeatureContext, check_names, compute,
+                                  motion_error)
+from association.matcher import Matcher
+from mot.types import Detections
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "mot" / "weights"
+
+
+def resolve_weights(name: str) -> Path:
+    """A bare file name means a file shipped in ``mot/weights``; anything else is a path."""
+    p = Path(name)
+    return WEIGHTS / p if p.parent == Path(".") and not p.exists() else p
+
+
+@dataclass
+class LearnedParams:
+    features: list[str] = field(default_factory=lambda: list(APPEARANCE_FEATURES + CONTEXT_FEATURES))
+    matcher: str = "matcher_default.json"   # a shipped name in mot/weights, or a path
+    min_prob: float = 0.3                   # pairs less likely than this never link
+    max_distance: float = 4.0               # pairs further apart than this many track heights never link
+    gallery_size: int = 8                   # recent embeddings kept per track
+    ema: float = 0.8                        # weight of the old value in the moving-average embedding
+    appearance: dict = field(default_factory=dict)  # AppearanceParams (association/siamese.py)
+
+    def validate(self):
+        if not 0 < self.min_prob < 1:
+            return "min_prob must be in (0, 1)"
+        if self.gallery_size < 1:
+            return "gallery_size must be >= 1"
+        return check_names(self.features)
+
+
+class LearnedAssociation:
+    """Scores every (track, detection) pair with the XGBoost matcher.
+
+    Appearance embeddings are computed once per frame in :meth:`prepare` (only when the feature list
+    uses them) and kept per track in ``track.data`` by :meth:`observe`.
+    """
+
+    Params = LearnedParams
+
+    def __init__(self, params: LearnedParams, runtime=None, **context):
+        self.params = params
+        self.max_cost = float(-np.log(params.min_prob))
+        self.matcher = self._load_matcher()
+        self.uses_appearance = any(f in APPEARANCE_FEATURES for f in params.features)
+        self.needs_image = self.uses_appearance
+        self.embedder = None
+        self._previous_image = None
+        if self.uses_appearance:
+            from association.siamese import build_appearance_model
+            self.embedder = build_appearance_model(params.appearance, runtime)
+
+    def _load_matcher(self) -> Matcher | None:
+        return Matcher.load(resolve_weights(self.params.matcher), self.params.features)
+
+    def prepare(self, detections: Detections, image, frame: int) -> Detections:
+        """Attaches ``extras["embeddings"]`` (D, E) float32 when appearance is on."""
+        if self.embedder is None:
+            return detections
+        emb = self.embedder.embed(image, detections.tlwh, self._previous_image)
+        self._previous_image = image
+        return detections.with_extras(embeddings=emb)
+
+    def cost(self, tracks: list, detections: Detections, frame: int, image=None) -> np.ndarray:
+        """(T, D) float32: -log P(same); gated pairs are +inf."""
+        ctx = FeatureContext(tracks, detections, frame)
+        prob = self.matcher.predict(compute(self.params.features, ctx))
+        cost = -np.log(np.clip(prob, 1e-6, 1.0))
+        if len(tracks) and len(detections):
+            cost[motion_error(ctx) > self.params.max_distance] = np.inf
+        return cost.astype(np.float32)
+
+    def observe(self, track, detections: Detections, index: int, frame: int) -> None:
+        """Adds the detection's embedding to the track's gallery and moving average."""
+        emb = detections.extras.get("embeddings")
+        if emb is None:
+            return
+        e = np.asarray(emb[index], np.float32)
+        gallery = track.data.setdefault("gallery", deque(maxlen=self.params.gallery_size))
+        gallery.append(e)
+        old = track.data.get("ema")
+        track.data["ema"] = e if old is None else self.params.ema * old + (1 - self.params.ema) * e

@@ -1,0 +1,84 @@
+"""The XGBoost matcher: P(same person) for every (track, detection) pair of a frame in one call.
+
+Saved as XGBoost's own JSON model (no pickle), with our metadata (feature names and order, format
+version) stored as a model attribute and checked on load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mot.errors import UserError
+from mot.io import atomic_write_text
+
+FORMAT_VERSION = 1
+_META_KEY = "siamese_mot_meta"
+
+
+class Matcher:
+    """A trained pair classifier.
+
+    Attributes:
+        features: the feature names, in the column order the model was trained on.
+    """
+
+    def __init__(self, booster, features: list[str]):
+        self.booster = booster
+        self.features = list(features)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(same) for every pair.
+
+        Args:
+            features: (T, D, F) float32, columns in ``self.features`` order (NaN = missing).
+
+        Returns:
+            (T, D) float32 probabilities.
+        """
+        t, d, f = features.shape
+        if t == 0 or d == 0:
+            return np.zeros((t, d), np.float32)
+        if f != len(self.features):
+            raise ValueError(f"matcher expects {len(self.features)} features, got {f}")
+        p = self.booster.inplace_predict(features.reshape(t * d, f))
+        return np.asarray(p, np.float32).reshape(t, d)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """Writes the JSON model with metadata (atomically)."""
+        import os
+        import tempfile
+
+        meta = {"version": FORMAT_VERSION, "features": self.features, **(extra or {})}
+        self.booster.set_attr(**{_META_KEY: json.dumps(meta)})
+        atomic_write_text(path, bytes(self.booster.save_raw(raw_format="json")).decode())
+
+    @classmethod
+    def load(cls, path: str | Path, expected_features: list[str] | None = None) -> "Matcher":
+        """Loads a model and checks its metadata.
+
+        Raises:
+            UserError: missing or corrupt file, a foreign model, another format version, or a feature
+                list different from ``expected_features``.
+        """
+        import xgboost as xgb
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: matcher model not found")
+        try:
+            booster = xgb.Booster(model_file=str(path))
+        except xgb.core.XGBoostError:
+            raise UserError(f"{path}: not a readable XGBoost JSON model (corrupt?)") from None
+        raw = booster.attr(_META_KEY)
+        if raw is None:
+            raise UserError(f"{path}: not a siamese-mot matcher (no metadata)")
+        meta = json.loads(raw)
+        if meta.get("version") != FORMAT_VERSION:
+            raise UserError(f"{path}: matcher format version {meta.get('version')}, expected {FORMAT_VERSION}")
+        if expected_features is not None and list(expected_features) != meta["features"]:
+            raise UserError(f"{path}: matcher was trained on features {meta['features']}, "
+                            f"config asks for {list(expected_features)}")
+        return cls(booster, meta["features"])

@@ -1,0 +1,86 @@
+"""``train_matcher``: collects pairs from annotated sequences and fits the XGBoost matcher."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mot.errors import UserError
+
+
+def collect_many(paths, cfg, det_files, cache: Path | None):
+    """Pairs of every sequence and detection file that exists (cached as .npz when ``cache`` is set)."""
+    from association.training import collect_pairs
+
+    xs, ys = [], []
+    feats = cfg.association.params["features"]
+    for path in paths:
+        for det_file in det_files:
+            if not (path / det_file).is_file():
+                continue
+            key = f"{path.name}__{det_file.replace('/', '_')}__{abs(hash(tuple(feats))) % 10**8}.npz"
+            if cache is not None and (cache / key).is_file():
+                data = np.load(cache / key)
+                x, y = data["x"], data["y"]
+            else:
+                start = time.perf_counter()
+                x, y = collect_pairs(path, cfg, det_file)
+                print(f"{path.name} {det_file}: {len(y)} pairs, {int(y.sum())} positive "
+                      f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+                if cache is not None:
+                    cache.mkdir(parents=True, exist_ok=True)
+                    np.savez(cache / key, x=x, y=y)
+            xs.append(x)
+            ys.append(y)
+    if not xs:
+        return np.zeros((0, len(feats)), np.float32), np.zeros(0, bool)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="train_matcher", description=__doc__)
+    parser.add_argument("--data", required=True, help="annotated sequences (MOTChallenge layout)")
+    parser.add_argument("--seqs", nargs="+", help="training sequences (names or patterns; default: all)")
+    parser.add_argument("--val-seqs", nargs="+", default=[], help="whole sequences held out for early stopping")
+    parser.add_argument("--config", help="config whose association.params (features, appearance) to train for")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--det-files", nargs="+", default=["det/det.txt", "det/det_frcnn.txt"],
+                        help="detection files to learn from, where a sequence has them")
+    parser.add_argument("--out", required=True, help="the matcher JSON to write")
+    parser.add_argument("--cache", help="folder to cache collected pairs in")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from association.training import TrainSettings, train_matcher
+    from mot.config import load_config
+    from mot.sequence import discover
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if cfg.association.type != "learned":
+            raise UserError("config: association.type must be 'learned' to train a matcher")
+        val = discover(args.data, args.val_seqs) if args.val_seqs else []
+        train = [p for p in discover(args.data, args.seqs) if p not in val]
+        if not train:
+            raise UserError("no training sequences left after holding out --val-seqs")
+        cache = Path(args.cache) if args.cache else None
+        start = time.perf_counter()
+        x, y = collect_many(train, cfg, args.det_files, cache)
+        xv, yv = collect_many(val, cfg, args.det_files, cache) if val else (None, None)
+        if not len(y) or not y.any():
+            raise UserError("no positive training pairs found (do the sequences have gt and detections?)")
+        features = cfg.association.params["features"]
+        matcher, facts = train_matcher(features, x, y, xv, yv, TrainSettings(seed=args.seed))
+        facts.update(train=[p.name for p in train], val=[p.name for p in val], det_files=args.det_files,
+                     seconds=round(time.perf_counter() - start, 1))
+        matcher.save(args.out, {"training": facts})
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(facts, indent=1))
+    return 0

@@ -1,0 +1,147 @@
+"""Training the XGBoost matcher from the tracker's own pair distribution.
+
+The tracker runs over ground-truth-annotated sequences with a teacher in place of the matcher: each
+detection is matched to ground truth (IoU >= 0.5, Hungarian), a track carries the identity of the
+detections it took, and the teacher links only same-identity pairs. At every matching step the
+features of all candidate pairs (tracks x remaining detections, after the spatial gate) are
+recorded with the label "same identity". Tracks, galleries and cascades therefore look exactly as
+they do at inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from association.features import FeatureContext, compute, motion_error
+from association.learned import LearnedAssociation, LearnedParams
+from association.matcher import Matcher
+from detectors import DETECTORS
+from mot.config import Config, DetectorSection
+from mot.errors import UserError
+from mot.geometry import iou_matrix_tlwh
+from mot.io import PEDESTRIAN, read_ground_truth
+from mot.sequence import open_sequence
+from mot.tracker import Tracker
+from mot.types import Detections
+
+log = logging.getLogger(__name__)
+
+
+class _Teacher(LearnedAssociation):
+    """Links by ground-truth identity and records every candidate pair's features and label."""
+
+    def __init__(self, params: LearnedParams, runtime=None):
+        super().__init__(params, runtime)
+        self.max_cost = 0.5
+        self.rows: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    def _load_matcher(self):
+        return None  # the matcher is what is being trained
+
+    def cost(self, tracks, detections: Detections, frame: int, image=None) -> np.ndarray:
+        ctx = FeatureContext(tracks, detections, frame)
+        feats = compute(self.params.features, ctx)
+        det_ids = detections.extras["gt_id"]
+        trk_ids = np.array([t.data["gt_id"] for t in tracks])
+        same = (trk_ids[:, None] == det_ids[None, :]) & (det_ids[None, :] >= 0)
+        allowed = motion_error(ctx) <= self.params.max_distance
+        # A track born of false alarms has no identity, so "same person" is undefined for its pairs:
+        # they are not recorded. It follows other false alarms by overlap, as it would at inference.
+        real = (trk_ids >= 0)[:, None]
+        recorded = allowed & real
+        self.rows.append(feats[recorded])
+        self.labels.append(same[recorded])
+        false_follow = ~real & (det_ids[None, :] < 0) & (iou_matrix_tlwh(ctx.predicted, detections.tlwh) >= 0.5)
+        return np.where(same & allowed, 0.0, np.where(false_follow, 0.4, np.inf)).astype(np.float32)
+
+    def observe(self, track, detections, index, frame):
+        super().observe(track, detections, index, frame)
+        track.data["gt_id"] = int(detections.extras["gt_id"][index])
+
+
+def _label_detections(dets: Detections, gt_tlwh: np.ndarray, gt_ids: np.ndarray) -> np.ndarray:
+    """(D,) int64 ground-truth id of each detection (IoU >= 0.5, Hungarian), -1 when none."""
+    out = np.full(len(dets), -1, np.int64)
+    if len(dets) and len(gt_ids):
+        iou = iou_matrix_tlwh(dets.tlwh, gt_tlwh)
+        rows, cols = linear_sum_assignment(-iou)
+        ok = iou[rows, cols] >= 0.5
+        out[rows[ok]] = gt_ids[cols[ok]]
+    return out
+
+
+def collect_pairs(seq_path: Path, cfg: Config, det_file: str) -> tuple[np.ndarray, np.ndarray]:
+    """Runs the teacher-driven tracker over one sequence.
+
+    Returns:
+        X: (N, F) float32 pair features in ``cfg.association.params["features"]`` order.
+        y: (N,) bool, True when track and detection are the same person.
+    """
+    seq = open_sequence(seq_path)
+    if seq.gt_path is None:
+        raise UserError(f"{seq.name}: training needs gt/gt.txt")
+    gt = read_ground_truth(seq.gt_path)
+    keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == PEDESTRIAN)
+    gt_index = gt.index()
+    params = LearnedAssociation.Params(**cfg.association.params)
+    teacher = _Teacher(params, cfg.runtime)
+    det_cfg = DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file})
+    detector = DETECTORS.build(det_cfg, sequence=seq)
+    tracker = Tracker(cfg.tracker, teacher)
+    for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image):
+        dets = detector.detect(image, frame)
+        rows = gt_index.rows(frame)
+        rows = rows[keep[rows]]
+        dets = dets.with_extras(gt_id=_label_detections(dets, gt.tlwh[rows], gt.ids[rows]))
+        tracker.update(dets, frame, image)
+    if not teacher.rows:
+        return np.zeros((0, len(params.features)), np.float32), np.zeros(0, bool)
+    return np.concatenate(teacher.rows), np.concatenate(teacher.labels)
+
+
+@dataclass
+class TrainSettings:
+    rounds: int = 300
+    max_depth: int = 5
+    learning_rate: float = 0.1
+    early_stopping: int = 30
+    seed: int = 0
+    threads: int = 2
+
+
+def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
+                  y_val: np.ndarray | None = None, settings: TrainSettings = TrainSettings()) -> tuple[Matcher, dict]:
+    """Fits the XGBoost pair classifier; positives are re-weighted to balance the classes.
+
+    Returns:
+        The matcher and a dict of training facts (pair counts, best iteration, validation log-loss).
+    """
+    import xgboost as xgb
+
+    pos = max(int(y.sum()), 1)
+    neg = max(int((~y).sum()), 1)
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
+              "eta": settings.learning_rate, "subsample": 0.8, "colsample_bytree": 0.9, "tree_method": "hist",
+              "scale_pos_weight": neg / pos, "seed": settings.seed, "nthread": settings.threads}
+    train = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
+    evals, kwargs = [(train, "train")], {}
+    if x_val is not None and len(x_val):
+        val = xgb.DMatrix(x_val, label=y_val.astype(np.float32), feature_names=list(features))
+        evals.append((val, "val"))
+        kwargs["early_stopping_rounds"] = settings.early_stopping
+    history: dict = {}
+    booster = xgb.train(params, train, settings.rounds, evals=evals, evals_result=history, verbose_eval=False,
+                        **kwargs)
+    if "val" in history:
+        booster = booster[: booster.best_iteration + 1]
+    facts = {"pairs": int(len(y)), "positives": pos, "negatives": neg,
+             "rounds": int(booster.num_boosted_rounds()),
+             "val_logloss": float(min(history["val"]["logloss"])) if "val" in history else None}
+    booster.feature_names = None
+    return Matcher(booster, features), facts

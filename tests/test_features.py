@@ -1,0 +1,60 @@
+"""Pair features: every registered one on empty and one-element inputs, and hand-computed values."""
+
+from collections import deque
+
+import numpy as np
+import pytest
+
+from association.features import FEATURES, FeatureContext, compute
+from mot.tracker import Track
+from mot.types import Detections
+
+
+def _track(tlwh, frame=1, embedding=None):
+    t = Track(1, np.array(tlwh, np.float32), 1.0, frame)
+    if embedding is not None:
+        e = np.asarray(embedding, np.float32)
+        t.data["gallery"] = deque([e])
+        t.data["ema"] = e
+    return t
+
+
+def _dets(boxes, embeddings=None):
+    d = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32))
+    return d if embeddings is None else d.with_extras(embeddings=np.asarray(embeddings, np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_feature_shapes_on_empty_and_single(name):
+    fn = FEATURES[name]
+    for tracks, dets in [([], _dets([])), ([_track([0, 0, 10, 20])], _dets([])),
+                         ([], _dets([[0, 0, 10, 20]], [[1, 0]]))]:
+        ctx = FeatureContext(tracks, dets, 2)
+        assert compute([name], ctx).shape == (len(tracks), len(dets), 1)
+    ctx = FeatureContext([_track([0, 0, 10, 20], embedding=[1, 0])], _dets([[5, 0, 10, 20]], [[0.6, 0.8]]), 2)
+    out = fn(ctx)
+    assert out.shape == (1, 1) and out.dtype == np.float32
+
+
+def test_hand_computed_pair():
+    track = _track([0, 0, 10, 20], frame=1, embedding=[1, 0])
+    track.hits = 4
+    dets = _dets([[5, 0, 10, 40]], [[0.6, 0.8]])
+    ctx = FeatureContext([track], dets, 3)
+    names = ["iou", "centre_distance", "log_height_ratio", "aspect_change", "frames_since_seen", "track_hits",
+             "appearance_min", "appearance_ema", "detection_score"]
+    f = dict(zip(names, compute(names, ctx)[0, 0]))
+    # Boxes x 0-10 / 5-15, y 0-20 / 0-40: overlap 5*20 = 100, union 200 + 400 - 100 = 500.
+    assert f["iou"] == pytest.approx(0.2)
+    # Centres (5, 10) and (10, 20): distance sqrt(125), over track height 20.
+    assert f["centre_distance"] == pytest.approx(np.sqrt(125) / 20)
+    assert f["log_height_ratio"] == pytest.approx(np.log(2))
+    assert f["aspect_change"] == pytest.approx(np.log(2))      # 10/20 -> 10/40
+    assert f["frames_since_seen"] == 2 and f["track_hits"] == 4
+    assert f["appearance_min"] == pytest.approx(0.4) and f["appearance_ema"] == pytest.approx(0.4)
+    assert f["detection_score"] == pytest.approx(0.9)
+
+
+def test_missing_appearance_is_nan():
+    ctx = FeatureContext([_track([0, 0, 10, 20])], _dets([[0, 0, 10, 20]]), 2)
+    assert np.isnan(compute(["appearance_min", "refiner_iou"], ctx)).all()

@@ -1,0 +1,73 @@
+"""The XGBoost matcher and the learned association built on it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from association.matcher import Matcher
+from association.training import TrainSettings, train_matcher
+from mot.config import load_config
+from mot.errors import UserError
+from mot.pipeline import run
+
+FEATURES = ["iou", "centre_distance"]
+
+
+@pytest.fixture(scope="module")
+def toy_matcher():
+    rng = np.random.default_rng(0)
+    iou = rng.uniform(0, 1, 2000).astype(np.float32)
+    dist = rng.uniform(0, 3, 2000).astype(np.float32)
+    y = (iou > 0.5) & (dist < 1.5)
+    matcher, facts = train_matcher(FEATURES, np.stack([iou, dist], 1), y, settings=TrainSettings(rounds=30))
+    return matcher
+
+
+def test_predicts_all_pairs_in_one_call(toy_matcher):
+    feats = np.array([[[0.9, 0.2], [0.1, 2.5]], [[0.2, 0.1], [0.8, 0.5]]], np.float32)
+    p = toy_matcher.predict(feats)
+    assert p.shape == (2, 2) and p.dtype == np.float32
+    assert p[0, 0] > 0.5 > p[0, 1] and p[1, 1] > 0.5 > p[1, 0]
+    assert toy_matcher.predict(np.zeros((0, 3, 2), np.float32)).shape == (0, 3)
+
+
+def test_save_load_round_trip_and_metadata_checks(toy_matcher, tmp_path):
+    path = tmp_path / "m.json"
+    toy_matcher.save(path)
+    back = Matcher.load(path, FEATURES)
+    x = np.random.default_rng(1).uniform(0, 1, (3, 4, 2)).astype(np.float32)
+    assert np.allclose(back.predict(x), toy_matcher.predict(x))
+    with pytest.raises(UserError, match=r"trained on features \['iou', 'centre_distance'\], config asks for"):
+        Matcher.load(path, ["iou", "track_age"])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(UserError, match="not a readable XGBoost JSON model"):
+        Matcher.load(tmp_path / "bad.json")
+    with pytest.raises(UserError, match="matcher model not found"):
+        Matcher.load(tmp_path / "none.json")
+    meta = json.loads(path.read_text())
+    meta["learner"]["attributes"].pop("siamese_mot_meta")
+    (tmp_path / "foreign.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="not a siamese-mot matcher"):
+        Matcher.load(tmp_path / "foreign.json")
+
+
+def test_gate_blocks_unlikely_pairs(toy_matcher, tmp_path):
+    from association.learned import LearnedAssociation, LearnedParams
+    from mot.tracker import Track
+    from mot.types import Detections
+
+    path = tmp_path / "m.json"
+    toy_matcher.save(path)
+    assoc = LearnedAssociation(LearnedParams(features=FEATURES, matcher=str(path), min_prob=0.5))
+    track = Track(1, np.array([0, 0, 10, 20], np.float32), 1.0, 1)
+    dets = Detections(np.array([[0, 0, 10, 20], [12, 0, 10, 20], [500, 0, 10, 20]], np.float32), np.ones(3))
+    cost = assoc.cost([track], dets, 2)
+    assert cost[0, 0] < assoc.max_cost < cost[0, 1]      # overlapping pair links, a neighbour does not
+    assert np.isinf(cost[0, 2])                          # beyond max_distance track heights: never
+
+
+def test_context_config_runs_end_to_end(synthetic_root, tmp_path):
+    report = run(synthetic_root, load_config(Path(__file__).resolve().parents[1] / "configs" / "context.yaml"), tmp_path / "out")
+    assert not report.failed and report.combined["MOTA"] > 40
