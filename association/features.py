@@ -25,11 +25,14 @@ class FeatureContext:
         tracks: the T candidate tracks (``mot.tracker.Track``).
         detections: the D detections; ``extras["embeddings"]`` (D, E) float32 when appearance is on.
         frame: the current 1-based frame number.
+        fps: the sequence's frame rate; time features are in seconds so that they mean the same at
+            any frame rate.
     """
 
     tracks: list
     detections: Detections
     frame: int
+    fps: float = 30.0
 
     @cached_property
     def predicted(self) -> np.ndarray:
@@ -129,14 +132,14 @@ def aspect_change(ctx):
     return np.abs(np.log(np.maximum(a_det[None, :], 1e-3) / np.maximum(a_trk[:, None], 1e-3))).astype(np.float32)
 
 
-def frames_since_seen(ctx):
-    """Frames since the track was last matched."""
-    return ctx.per_track([ctx.frame - t.last_frame for t in ctx.tracks])
+def time_since_seen(ctx):
+    """Seconds since the track was last matched."""
+    return ctx.per_track([(ctx.frame - t.last_frame) / ctx.fps for t in ctx.tracks])
 
 
 def track_age(ctx):
-    """Frames since the track was born."""
-    return ctx.per_track([ctx.frame - t.start_frame for t in ctx.tracks])
+    """Seconds since the track was born."""
+    return ctx.per_track([(ctx.frame - t.start_frame) / ctx.fps for t in ctx.tracks])
 
 
 def track_hits(ctx):
@@ -173,7 +176,7 @@ FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
     "motion_error": motion_error,
     "log_height_ratio": log_height_ratio,
     "aspect_change": aspect_change,
-    "frames_since_seen": frames_since_seen,
+    "time_since_seen": time_since_seen,
     "track_age": track_age,
     "track_hits": track_hits,
     "detection_score": detection_score,
@@ -183,7 +186,7 @@ FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
 
 APPEARANCE_FEATURES = ("appearance_min", "appearance_mean", "appearance_ema")
 CONTEXT_FEATURES = ("iou", "centre_distance", "motion_error", "log_height_ratio", "aspect_change",
-                    "frames_since_seen", "track_age", "track_hits")
+                    "time_since_seen", "track_age", "track_hits")
 
 
 def check_names(names) -> str | None:

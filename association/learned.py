@@ -49,8 +49,9 @@ class LearnedAssociation:
 
     Params = LearnedParams
 
-    def __init__(self, params: LearnedParams, runtime=None, **context):
+    def __init__(self, params: LearnedParams, runtime=None, sequence=None, **context):
         self.params = params
+        self.fps = float(sequence.info.frame_rate) if sequence is not None else 30.0
         self.max_cost = float(-np.log(params.min_prob))
         self.matcher = self._load_matcher()
         self.uses_appearance = any(f in APPEARANCE_FEATURES for f in params.features)
@@ -74,7 +75,7 @@ class LearnedAssociation:
 
     def cost(self, tracks: list, detections: Detections, frame: int, image=None) -> np.ndarray:
         """(T, D) float32: -log P(same); gated pairs are +inf."""
-        ctx = FeatureContext(tracks, detections, frame)
+        ctx = FeatureContext(tracks, detections, frame, self.fps)
         prob = self.matcher.predict(compute(self.params.features, ctx))
         cost = -np.log(np.clip(prob, 1e-6, 1.0))
         if len(tracks) and len(detections):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import sys
 import time
@@ -13,24 +15,29 @@ import numpy as np
 from mot.errors import UserError
 
 
-def collect_many(paths, cfg, det_files, cache: Path | None):
-    """Pairs of every sequence and detection file that exists (cached as .npz when ``cache`` is set)."""
+STRIDES = (1, 2, 4)
+
+
+def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
+    """Pairs of every sequence, detection file that exists and frame stride (cached as .npz when
+    ``cache`` is set)."""
     from association.training import collect_pairs
 
     xs, ys = [], []
     feats = cfg.association.params["features"]
     for path in paths:
-        for det_file in det_files:
+        for det_file, stride in itertools.product(det_files, strides):
             if not (path / det_file).is_file():
                 continue
-            key = f"{path.name}__{det_file.replace('/', '_')}__{abs(hash(tuple(feats))) % 10**8}.npz"
+            digest = hashlib.sha1(json.dumps(cfg.association.params, sort_keys=True).encode()).hexdigest()[:10]
+            key = f"{path.name}__{det_file.replace('/', '_')}__s{stride}__{digest}.npz"
             if cache is not None and (cache / key).is_file():
                 data = np.load(cache / key)
                 x, y = data["x"], data["y"]
             else:
                 start = time.perf_counter()
-                x, y = collect_pairs(path, cfg, det_file)
-                print(f"{path.name} {det_file}: {len(y)} pairs, {int(y.sum())} positive "
+                x, y = collect_pairs(path, cfg, det_file, stride)
+                print(f"{path.name} {det_file} stride {stride}: {len(y)} pairs, {int(y.sum())} positive "
                       f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
                 if cache is not None:
                     cache.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 class _Teacher(LearnedAssociation):
     """Links by ground-truth identity and records every candidate pair's features and label."""
 
-    def __init__(self, params: LearnedParams, runtime=None):
-        super().__init__(params, runtime)
+    def __init__(self, params: LearnedParams, runtime=None, sequence=None):
+        super().__init__(params, runtime, sequence)
         self.max_cost = 0.5
         self.rows: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
@@ -45,7 +45,7 @@ class _Teacher(LearnedAssociation):
         return None  # the matcher is what is being trained
 
     def cost(self, tracks, detections: Detections, frame: int, image=None) -> np.ndarray:
-        ctx = FeatureContext(tracks, detections, frame)
+        ctx = FeatureContext(tracks, detections, frame, self.fps)
         feats = compute(self.params.features, ctx)
         det_ids = detections.extras["gt_id"]
         trk_ids = np.array([t.data["gt_id"] for t in tracks])
@@ -76,8 +76,10 @@ def _label_detections(dets: Detections, gt_tlwh: np.ndarray, gt_ids: np.ndarray)
     return out
 
 
-def collect_pairs(seq_path: Path, cfg: Config, det_file: str) -> tuple[np.ndarray, np.ndarray]:
-    """Runs the teacher-driven tracker over one sequence.
+def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Runs the teacher-driven tracker over one sequence, on every ``stride``-th frame.
+
+    Strides above 1 show the matcher the larger motion between frames of low-frame-rate video.
 
     Returns:
         X: (N, F) float32 pair features in ``cfg.association.params["features"]`` order.
@@ -90,11 +92,13 @@ def collect_pairs(seq_path: Path, cfg: Config, det_file: str) -> tuple[np.ndarra
     keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == PEDESTRIAN)
     gt_index = gt.index()
     params = LearnedAssociation.Params(**cfg.association.params)
-    teacher = _Teacher(params, cfg.runtime)
+    teacher = _Teacher(params, cfg.runtime, seq)
     det_cfg = DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file})
     detector = DETECTORS.build(det_cfg, sequence=seq)
     tracker = Tracker(cfg.tracker, teacher)
     for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image):
+        if (frame - 1) % stride:
+            continue
         dets = detector.detect(image, frame)
         rows = gt_index.rows(frame)
         rows = rows[keep[rows]]

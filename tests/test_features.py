@@ -41,7 +41,7 @@ def test_hand_computed_pair():
     track.hits = 4
     dets = _dets([[5, 0, 10, 40]], [[0.6, 0.8]])
     ctx = FeatureContext([track], dets, 3)
-    names = ["iou", "centre_distance", "log_height_ratio", "aspect_change", "frames_since_seen", "track_hits",
+    names = ["iou", "centre_distance", "log_height_ratio", "aspect_change", "time_since_seen", "track_hits",
              "appearance_min", "appearance_ema", "detection_score"]
     f = dict(zip(names, compute(names, ctx)[0, 0]))
     # Boxes x 0-10 / 5-15, y 0-20 / 0-40: overlap 5*20 = 100, union 200 + 400 - 100 = 500.
@@ -50,7 +50,7 @@ def test_hand_computed_pair():
     assert f["centre_distance"] == pytest.approx(np.sqrt(125) / 20)
     assert f["log_height_ratio"] == pytest.approx(np.log(2))
     assert f["aspect_change"] == pytest.approx(np.log(2))      # 10/20 -> 10/40
-    assert f["frames_since_seen"] == 2 and f["track_hits"] == 4
+    assert f["time_since_seen"] == pytest.approx(2 / 30) and f["track_hits"] == 4
     assert f["appearance_min"] == pytest.approx(0.4) and f["appearance_ema"] == pytest.approx(0.4)
     assert f["detection_score"] == pytest.approx(0.9)
 
