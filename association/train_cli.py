@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -29,7 +30,8 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
         for det_file, stride in itertools.product(det_files, strides):
             if not (path / det_file).is_file():
                 continue
-            digest = hashlib.sha1(json.dumps(cfg.association.params, sort_keys=True).encode()).hexdigest()[:10]
+            digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(cfg.tracker)],
+                                             sort_keys=True).encode()).hexdigest()[:10]
             key = f"{path.name}__{det_file.replace('/', '_')}__s{stride}__{digest}.npz"
             if cache is not None and (cache / key).is_file():
                 data = np.load(cache / key)

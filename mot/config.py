@@ -133,7 +133,8 @@ class TrackerConfig:
 
     n_init: int = 3              # hits before a tentative track is confirmed
     max_age: int = 30            # frames a lost track is kept before it is removed
-    velocity_smoothing: float = 0.6  # weight of the newest velocity measurement (0 disables motion)
+    motion: str = "kalman"       # kalman (SORT-style filter) | velocity (smoothed centre velocity)
+    velocity_smoothing: float = 0.6  # motion "velocity": weight of the newest measurement (0: no motion)
     output_tentative_history: bool = True  # on confirmation, also output the frames it was tentative
     cascade: bool = True         # match confirmed tracks first, then tentative and lost ones
 
@@ -142,6 +143,8 @@ class TrackerConfig:
             return "n_init must be >= 1"
         if self.max_age < 0:
             return "max_age must be >= 0"
+        if self.motion not in ("kalman", "velocity"):
+            return f"motion must be kalman or velocity, got {self.motion!r}"
         if not 0 <= self.velocity_smoothing <= 1:
             return "velocity_smoothing must be in [0, 1]"
         return None

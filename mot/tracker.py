@@ -11,6 +11,7 @@ from association.linking import link
 from mot.config import TrackerConfig
 from mot.geometry import cxcywh_to_tlwh, tlwh_to_cxcywh
 from mot.io import TrackResults
+from mot.motion import KalmanBox
 from mot.types import Detections
 
 
@@ -36,7 +37,7 @@ class Track:
         data: per-track state owned by pluggable stages (embedding gallery, refiner template ...).
     """
 
-    def __init__(self, track_id: int, tlwh: np.ndarray, score: float, frame: int):
+    def __init__(self, track_id: int, tlwh: np.ndarray, score: float, frame: int, kalman: bool = False):
         self.id = track_id
         self.tlwh = np.asarray(tlwh, np.float32).copy()
         self.velocity = np.zeros(2, np.float32)
@@ -47,15 +48,21 @@ class Track:
         self.score = float(score)
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.data: dict = {}
+        self.kalman = KalmanBox(self.tlwh) if kalman else None
 
     def predict(self, frame: int) -> np.ndarray:
-        """(4,) float32 tlwh expected at ``frame`` under constant centre velocity, size kept."""
+        """(4,) float32 tlwh expected at ``frame`` under constant velocity (Kalman, or the smoothed
+        centre velocity with the size kept)."""
+        if self.kalman is not None:
+            return self.kalman.predict_box(frame - self.last_frame)
         cxcywh = tlwh_to_cxcywh(self.tlwh)[0]
         cxcywh[:2] += self.velocity * (frame - self.last_frame)
         return cxcywh_to_tlwh(cxcywh)[0]
 
     def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float) -> None:
         dt = max(frame - self.last_frame, 1)
+        if self.kalman is not None:
+            self.kalman.update(tlwh, dt)
         old_c = tlwh_to_cxcywh(self.tlwh)[0, :2]
         new_c = tlwh_to_cxcywh(tlwh)[0, :2]
         measured = (new_c - old_c) / dt
@@ -152,7 +159,8 @@ class Tracker:
                 track.state = TrackState.LOST
 
         for d in free:
-            track = Track(next(self._ids), detections.tlwh[d], detections.scores[d], frame)
+            track = Track(next(self._ids), detections.tlwh[d], detections.scores[d], frame,
+                          kalman=cfg.motion == "kalman")
             if observe is not None:
                 observe(track, detections, d, frame)
             if cfg.n_init <= 1:

@@ -38,7 +38,7 @@ def test_tentative_track_dies_on_first_miss():
 
 
 def test_lost_then_removed_after_max_age_and_recovered_before():
-    tr = _tracker(n_init=1, max_age=2, velocity_smoothing=0.0)
+    tr = _tracker(n_init=1, max_age=2, motion="velocity", velocity_smoothing=0.0)
     tr.update(_dets([0, 0, 10, 20]), 1)
     tr.update(Detections.empty(), 2)
     assert tr.tracks[0].state is TrackState.LOST
@@ -51,10 +51,19 @@ def test_lost_then_removed_after_max_age_and_recovered_before():
 
 
 def test_constant_velocity_prediction():
-    tr = _tracker(n_init=1, velocity_smoothing=1.0)
+    tr = _tracker(n_init=1, motion="velocity", velocity_smoothing=1.0)
     tr.update(_dets([0, 0, 10, 20]), 1)
     tr.update(_dets([5, 0, 10, 20]), 2)
     assert np.allclose(tr.tracks[0].predict(4), [15, 0, 10, 20])
+
+
+def test_kalman_learns_velocity():
+    tr = _tracker(n_init=1, motion="kalman")
+    for f in range(1, 12):
+        tr.update(_dets([5 * f, 0, 10, 20]), f)
+    predicted = tr.tracks[0].predict(14)
+    assert abs(predicted[0] - 70) < 3 and np.allclose(predicted[2:], [10, 20], atol=0.5)
+    assert np.allclose(tr.tracks[0].predict(11), [55, 0, 10, 20], atol=1.0)
 
 
 def test_ids_owned_by_instance():
