@@ -31,7 +31,9 @@ class SyntheticSpec:
     miss_rate: float = 0.08        # detector misses a fully visible person with this probability
     false_alarms: float = 0.3      # mean false boxes per frame
     jitter: float = 0.04           # box noise, fraction of the box size
-    occluded_gap: tuple[int, int] | None = None  # frames (first, last) in which person 1 is hidden
+    # Frames (first, last) in which person 1 is hidden; it stands still meanwhile (as someone waiting
+    # behind an obstacle), so a motion model alone expects it elsewhere when it reappears.
+    occluded_gap: tuple[int, int] | None = None
 
 
 @dataclass
@@ -114,10 +116,10 @@ def generate_sequence(root: str | Path, spec: SyntheticSpec) -> Path:
         for p in people:
             if not p.enter < f <= p.leave:
                 continue
-            p.x += p.vx
-            p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
             if spec.occluded_gap and p.pid == 1 and spec.occluded_gap[0] <= f <= spec.occluded_gap[1]:
                 continue
+            p.x += p.vx
+            p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
             w = p.height * 0.4
             tlwh = (p.x - w / 2, p.y, w, p.height)
             if tlwh[0] + w < 0 or tlwh[0] > spec.width:

@@ -1,0 +1,61 @@
+"""Per-frame cost of the learned association (features + XGBoost + Hungarian) at a given crowd size."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from association.features import FeatureContext, compute
+from association.learned import LearnedAssociation, LearnedParams
+from association.linking import link
+from mot.tracker import Track
+from mot.types import Detections
+
+
+def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
+    boxes = np.stack([rng.uniform(0, 1800, n), rng.uniform(0, 700, n), np.full(n, 50.0), np.full(n, 120.0)], 1)
+    tracks = []
+    for i, b in enumerate(boxes):
+        t = Track(i + 1, b.astype(np.float32), 1.0, 1, kalman=True)
+        for f in range(2, 6):
+            t.update(b + rng.normal(0, 2, 4), 1.0, f, 0.6)
+        e = rng.normal(size=(8, emb_dim)).astype(np.float32)
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        t.data["gallery"] = deque(e)
+        t.data["ema"] = e.mean(0)
+        tracks.append(t)
+    emb = rng.normal(size=(n, emb_dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    dets = Detections((boxes + rng.normal(0, 3, boxes.shape)).astype(np.float32), np.ones(n), {"embeddings": emb})
+    return tracks, dets
+
+
+def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, emb_dim: int = 128) -> list[dict]:
+    """Median milliseconds per frame for features, XGBoost and linking with ``n`` tracks x ``n`` detections.
+
+    The matcher is loaded from ``params.matcher``; appearance embeddings are random unit vectors (the
+    embedding network's own cost is measured by the appearance benchmark).
+    """
+    assoc = LearnedAssociation(params)
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in people:
+        tracks, dets = _scene(n, emb_dim, rng)
+        times = {"features": [], "xgboost": [], "linking": []}
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            feats = compute(params.features, FeatureContext(tracks, dets, 6, 30.0))
+            t1 = time.perf_counter()
+            prob = assoc.matcher.predict(feats)
+            t2 = time.perf_counter()
+            link(-np.log(np.clip(prob, 1e-6, 1)), assoc.max_cost)
+            t3 = time.perf_counter()
+            times["features"].append(t1 - t0)
+            times["xgboost"].append(t2 - t1)
+            times["linking"].append(t3 - t2)
+        row = {"people": n, **{k: 1000 * float(np.median(v)) for k, v in times.items()}}
+        row["total"] = row["features"] + row["xgboost"] + row["linking"]
+        rows.append(row)
+    return rows
