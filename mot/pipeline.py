@@ -66,9 +66,11 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False) -> S
         start = time.perf_counter()
         results = track_sequence(seq, cfg, progress)
         seconds = time.perf_counter() - start
-        write_results(out_dir / f"{name}.txt", results)
+        result_file = out_dir / f"{name}.txt"
+        write_results(result_file, results)
         frames = int(seq.info.seq_length)
-        score = score_sequence(gt, results, frames) if gt is not None else None
+        # Scored as written (2 decimals), so metrics.json always agrees with evaluate.py on the file.
+        score = score_sequence(gt, read_results(result_file), frames) if gt is not None else None
         return SequenceRun(name, frames, seconds, score)
     except UserError as exc:
         return SequenceRun(name, error=str(exc))

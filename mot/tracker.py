@@ -63,6 +63,7 @@ class Track:
         dt = max(frame - self.last_frame, 1)
         if self.kalman is not None:
             self.kalman.update(tlwh, dt)
+            tlwh = self.kalman.predict_box(0)  # the filtered box: steadier than the raw detection
         old_c = tlwh_to_cxcywh(self.tlwh)[0, :2]
         new_c = tlwh_to_cxcywh(tlwh)[0, :2]
         measured = (new_c - old_c) / dt
