@@ -117,6 +117,7 @@ class TrainSettings:
     early_stopping: int = 30
     seed: int = 0
     threads: int = 2
+    balance: bool = True   # re-weight positives to the negatives (else calibrated probabilities)
 
 
 def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
@@ -132,7 +133,7 @@ def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.n
     neg = max(int((~y).sum()), 1)
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
               "eta": settings.learning_rate, "subsample": 0.8, "colsample_bytree": 0.9, "tree_method": "hist",
-              "scale_pos_weight": neg / pos, "seed": settings.seed, "nthread": settings.threads}
+              "scale_pos_weight": neg / pos if settings.balance else 1.0, "seed": settings.seed, "nthread": settings.threads}
     train = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
     evals, kwargs = [(train, "train")], {}
     if x_val is not None and len(x_val):
