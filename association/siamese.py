@@ -1,0 +1,304 @@
+"""The Siamese appearance network (after Leal-Taixé et al., "Learning by tracking", CVPRW 2016).
+
+One branch (the two Siamese branches share all weights, so one module serves both) reads a
+detection patch: 3 LUV channels plus, optionally, 2 channels of optical flow under the box. It
+outputs an L2-normalised embedding; the Euclidean distance between two embeddings (0 to 2) says how
+unlike the two detections are. Trained with the contrastive loss of Hadsell, Chopra and LeCun or a
+batch-hard triplet loss (``association/train_siamese.py``).
+
+At run time :class:`AppearanceModel` embeds all the detections of a frame in one forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from association.flow import FlowComputer, FlowParams, crop_flow
+from association.patches import PatchParams, crop_patches
+from mot.errors import UserError
+
+#: The format of the saved weights file; bump it when the network or its inputs change.
+WEIGHTS_VERSION = 1
+#: The weights that ship with the package (``scripts/train_siamese.py`` reproduces them).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "mot" / "weights" / "siamese.pt"
+
+
+def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class SiameseNet(nn.Module):
+    """One branch of the Siamese network (the weights are shared, so this is the whole network).
+
+    Five stages of 3x3 convolutions take a 128x64 patch down to 8x4; the map is pooled into
+    ``stripes`` horizontal stripes (keeping head / torso / legs apart, indifferent to left-right
+    flips) and projected to the embedding.
+
+    Args:
+        in_channels: 5 (LUV + flow) or 3 (LUV only).
+        embedding_dim: embedding size E.
+        width: channels of the first stage (later stages double it, up to 4x).
+        stripes: horizontal stripes pooled before the projection.
+    """
+
+    def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _block(in_channels, w, 2),                  # 64x32
+            _block(w, w), nn.MaxPool2d(2),              # 32x16
+            _block(w, 2 * w), nn.MaxPool2d(2),          # 16x8
+            _block(2 * w, 4 * w), nn.MaxPool2d(2),      # 8x4
+            _block(4 * w, 4 * w))
+        self.pool = nn.AdaptiveAvgPool2d((stripes, 1))
+        self.project = nn.Linear(4 * w * stripes, embedding_dim)
+        self.in_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) float32 patches -> (B, E) float32 L2-normalised embeddings."""
+        x = self.pool(self.features(x)).flatten(1)
+        return F.normalize(self.project(x), dim=1)
+
+
+def pair_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B, E), (B, E) -> (B,) Euclidean distances, with a safe gradient at 0."""
+    return torch.sqrt(((a - b) ** 2).sum(dim=1) + 1e-12)
+
+
+def contrastive_loss(distance: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Hadsell-Chopra-LeCun contrastive loss, ``y d^2 + (1 - y) max(m - d, 0)^2`` averaged over pairs.
+
+    Args:
+        distance: (B,) float32 pair distances d.
+        same: (B,) float32 or bool, y = 1 for the same identity, 0 for different ones.
+        margin: m, the distance beyond which different pairs cost nothing.
+
+    Returns:
+        () float32 mean loss (0 for B = 0).
+    """
+    if distance.numel() == 0:
+        return distance.sum()
+    y = same.to(distance.dtype)
+    return (y * distance ** 2 + (1 - y) * torch.clamp(margin - distance, min=0) ** 2).mean()
+
+
+def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+    """Batch-hard triplet loss (Hermans, Beyer, Leibe 2017).
+
+    For every anchor with at least one positive and one negative in the batch:
+    ``max(d(a, hardest positive) - d(a, hardest negative) + margin, 0)``, averaged.
+
+    Args:
+        embeddings: (B, E) float32.
+        labels: (B,) int64 identities.
+        margin: the triplet margin.
+
+    Returns:
+        () float32 mean loss (0 when no anchor has both a positive and a negative).
+    """
+    dist = torch.cdist(embeddings, embeddings)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos = same & ~eye
+    valid = pos.any(1) & (~same).any(1)
+    if not valid.any():
+        return embeddings.sum() * 0.0
+    hardest_pos = torch.where(pos, dist, torch.zeros_like(dist)).max(1).values
+    hardest_neg = torch.where(same, torch.full_like(dist, float("inf")), dist).min(1).values
+    return F.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+
+
+def batch_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """The contrastive loss over all pairs of a batch, positive and negative pairs weighted equally.
+
+    Args:
+        embeddings: (B, E) float32.
+        labels: (B,) int64 identities.
+        margin: the contrastive margin.
+    """
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1, device=labels.device)
+    d = pair_distance(embeddings[i], embeddings[j])
+    y = labels[i] == labels[j]
+    return contrastive_loss(d[y], y[y], margin) + contrastive_loss(d[~y], y[~y], margin)
+
+
+LOSSES = {"triplet": batch_hard_triplet_loss, "contrastive": batch_contrastive_loss}
+
+
+# ----------------------------------------------------------------------------- weights file
+
+def save_weights(path: str | Path, net: SiameseNet, meta: dict) -> None:
+    """Saves the network as a dict of tensors plus primitive metadata (loadable with weights_only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                "meta": dict(meta, version=WEIGHTS_VERSION)}, tmp)
+    tmp.replace(path)
+
+
+def network_meta(net: SiameseNet, patch: PatchParams, flow: FlowParams | None, **extra) -> dict:
+    """The metadata saved with the weights: all that is needed to feed and rebuild the network."""
+    return {"patch_height": patch.height, "patch_width": patch.width, "in_channels": net.in_channels,
+            "embedding_dim": net.project.out_features, "width": net.features[0][0].out_channels,
+            "stripes": net.pool.output_size[0], "use_flow": flow is not None,
+            "flow_method": flow.method if flow else "", "flow_downscale": flow.downscale if flow else 0.0,
+            "flow_preset": flow.dis_preset if flow else "", **extra}
+
+
+def load_weights(path: str | Path) -> tuple[SiameseNet, dict]:
+    """Loads a weights file saved by :func:`save_weights` (safely: ``weights_only=True``).
+
+    Returns:
+        The network (eval mode, CPU) and its metadata.
+
+    Raises:
+        UserError: the file is missing, corrupt, of another version, or does not fit its metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: Siamese weights file not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise UserError(f"{path}: not a readable weights file ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or "meta" not in blob or "state_dict" not in blob:
+        raise UserError(f"{path}: not a Siamese weights file (no state_dict/meta)")
+    meta = blob["meta"]
+    if meta.get("version") != WEIGHTS_VERSION:
+        raise UserError(f"{path}: weights version {meta.get('version')!r}, this code reads {WEIGHTS_VERSION}")
+    try:
+        net = SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"])
+        net.load_state_dict(blob["state_dict"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        reason = str(exc).splitlines()[0][:120]
+        raise UserError(f"{path}: weights do not match their metadata ({reason})") from None
+    return net.eval(), meta
+
+
+# ----------------------------------------------------------------------------- run time
+
+@dataclass
+class AppearanceParams:
+    """The appearance model at run time."""
+
+    weights: str | None = None   # path to a weights file; None: the one shipped in mot/weights/
+    use_flow: bool | None = None  # None: as the weights were trained; False zeroes the flow channels
+    batch_size: int = 64          # patches per forward pass (a frame with more is split)
+
+    def validate(self):
+        return None if self.batch_size >= 1 else "batch_size must be >= 1"
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for, but CUDA is not available")
+    return torch.device(device)
+
+
+class AppearanceModel:
+    """Embeds all the detections of a frame: flow + LUV patches + one batched forward pass.
+
+    Holds no per-frame state: the caller passes the previous frame (the pipeline keeps it).
+
+    Args:
+        params: weights and switches.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
+        threads: PyTorch CPU threads (0 leaves the default).
+
+    Raises:
+        UserError: unreadable weights, or ``use_flow=True`` with weights trained without flow.
+    """
+
+    def __init__(self, params: AppearanceParams | None = None, device: str = "auto", threads: int = 0):
+        self.params = params or AppearanceParams()
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        path = self.params.weights or DEFAULT_WEIGHTS
+        self.net, self.meta = load_weights(path)
+        self.net.to(self.device)
+        self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])
+        trained_with_flow = self.meta["in_channels"] == 5
+        if self.params.use_flow and not trained_with_flow:
+            raise UserError(f"{path}: appearance use_flow=true, but these weights were trained without flow")
+        self.use_flow = trained_with_flow if self.params.use_flow is None else self.params.use_flow
+        self.flow_params = (FlowParams(self.meta["flow_method"], self.meta["flow_downscale"],
+                                       self.meta["flow_preset"]) if trained_with_flow else None)
+        self.flow = FlowComputer(self.flow_params) if self.use_flow else None
+        #: seconds spent in the last call, by stage (flow, patches, network)
+        self.timing: dict[str, float] = {}
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.meta["embedding_dim"])
+
+    def inputs(self, image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr: np.ndarray | None = None,
+               flow: np.ndarray | None = None) -> np.ndarray:
+        """The network input of every box.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR frame t.
+            tlwh: (N, 4) float32 boxes (0-based top-left x, y, width, height) in frame t.
+            prev_image_bgr: (H, W, 3) uint8 BGR frame t-1, or None (zero flow).
+            flow: a precomputed flow field from :meth:`FlowComputer.compute` (skips computing it).
+
+        Returns:
+            (N, C, H_p, W_p) float32, C = 5 (LUV + flow) or 3 as the weights expect.
+        """
+        t0 = time.perf_counter()
+        if self.flow_params is not None and self.use_flow and flow is None:
+            flow = self.flow.compute(prev_image_bgr, image_bgr)
+        t1 = time.perf_counter()
+        x = crop_patches(image_bgr, tlwh, self.patch)
+        if self.flow_params is not None:
+            flow_crops = (crop_flow(flow, tlwh, self.flow_params, self.patch) if self.use_flow
+                          else np.zeros((len(x), 2) + x.shape[2:], np.float32))
+            x = np.concatenate([x, flow_crops], axis=1)
+        self.timing = {"flow": t1 - t0, "patches": time.perf_counter() - t1}
+        return x
+
+    @torch.no_grad()
+    def embed_inputs(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H_p, W_p) float32 network inputs -> (N, E) float32 L2-normalised embeddings."""
+        t0 = time.perf_counter()
+        out = np.zeros((len(x), self.embedding_dim), np.float32)
+        for start in range(0, len(x), self.params.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(x[start:start + self.params.batch_size]))
+            out[start:start + len(batch)] = self.net(batch.to(self.device)).cpu().numpy()
+        self.timing["network"] = time.perf_counter() - t0
+        return out
+
+    def embed(self, image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr: np.ndarray | None = None) -> np.ndarray:
+        """Embeds the detections of one frame.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR frame t, as OpenCV reads it.
+            tlwh: (N, 4) float32 boxes, 0-based top-left x, y, width, height; N may be 0; boxes may
+                reach outside the frame.
+            prev_image_bgr: (H, W, 3) uint8 BGR frame t-1, or None on the first frame or after a
+                gap (the flow channels are then zero).
+
+        Returns:
+            (N, E) float32 L2-normalised embeddings; the distance between two rows (0 to 2) is small
+            for the same person.
+        """
+        return self.embed_inputs(self.inputs(image_bgr, tlwh, prev_image_bgr))
+
+
+def embedding_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T, E), (D, E) float32 embeddings -> (T, D) float32 Euclidean distances in [0, 2]."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)

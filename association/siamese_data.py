@@ -1,0 +1,209 @@
+"""Training data for the Siamese network: cached crops of ground-truth boxes, PK batches, augmentation.
+
+Every considered ground-truth box of a MOTChallenge-layout sequence is cropped once with some
+context around it (BGR uint8, plus the optical flow under it at half resolution) and cached as one
+``.npz`` per sequence outside the repository. Identity-labelled crops without time (VIPeR) join with
+zero flow. Batches hold P identities x K crops; within a sequence the identities are taken from the
+people present around one moment (so negatives are the people close by) and the crops of one
+identity lie within ``max_gap`` frames of each other (so positives span gaps up to ``max_gap``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from association.flow import FlowComputer, FlowParams, crop_flow
+from association.patches import PAD_BGR, PatchParams, bgr_to_luv_normalised, crop_resize
+from mot.errors import UserError
+from mot.io import read_ground_truth
+from mot.sequence import open_folder
+
+#: Crops are cached this much larger than the box (so jitter shows real surroundings).
+CONTEXT = 1.25
+
+
+@dataclass
+class CropSet:
+    """Cached crops of one source.
+
+    Attributes:
+        name: the sequence (or data set) name.
+        bgr: (M, Hc, Wc, 3) uint8 context crops, the box in the central 1/CONTEXT.
+        flow: (M, 2, Hc/2, Wc/2) float16 normalised flow crops (zero where there is no flow).
+        ids: (M,) int64 identities, unique across sources.
+        frames: (M,) int64 1-based frames (the camera index for VIPeR).
+    """
+
+    name: str
+    bgr: np.ndarray
+    flow: np.ndarray
+    ids: np.ndarray
+    frames: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def context_size(patch: PatchParams) -> tuple[int, int]:
+    return int(round(patch.height * CONTEXT)), int(round(patch.width * CONTEXT))
+
+
+def _enlarge(tlwh: np.ndarray) -> np.ndarray:
+    out = tlwh.copy()
+    out[:, :2] -= tlwh[:, 2:] * (CONTEXT - 1) / 2
+    out[:, 2:] *= CONTEXT
+    return out
+
+
+def _cache_path(cache_dir: Path, name: str, patch: PatchParams, flow: FlowParams, min_visibility: float) -> Path:
+    key = f"{name}|{patch}|{flow}|{CONTEXT}|{min_visibility}|v1"
+    return cache_dir / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.npz"
+
+
+def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: FlowParams,
+                        cache_dir: Path, min_visibility: float = 0.3, progress: bool = True) -> CropSet:
+    """Crops (or reads from the cache) every considered ground-truth box of one sequence.
+
+    Args:
+        seq_dir: a MOTChallenge sequence folder with ``gt/gt.txt``.
+        source: index of the source, to make identities unique across sequences.
+        patch: the network's patch size.
+        flow: flow settings (the flow is computed between consecutive frames).
+        cache_dir: where the ``.npz`` cache lives.
+        min_visibility: boxes less visible than this are left out (MOT16/17 ground truth only).
+        progress: show a tqdm bar while cropping.
+    """
+    seq = open_folder(seq_dir)
+    path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility)
+    if path.is_file():
+        z = np.load(path)
+        return CropSet(seq.name, z["bgr"], z["flow"], z["ids"], z["frames"])
+    if seq.gt_path is None:
+        raise UserError(f"{seq_dir}: no gt/gt.txt to train from")
+    gt = read_ground_truth(seq.gt_path)
+    keep = gt.consider & (gt.visibility >= min_visibility)
+    if gt.classes is not None:
+        keep &= gt.classes == 1
+    index = gt.index()
+    ch, cw = context_size(patch)
+    computer = FlowComputer(flow)
+    bgr, flows, ids, frames = [], [], [], []
+    prev = None
+    for frame, image in tqdm(seq.frames(), total=seq.info.seq_length, desc=f"crop {seq.name}", leave=False,
+                              disable=not progress):
+        rows = index.rows(frame)
+        rows = rows[keep[rows]]
+        field = computer.compute(prev, image)
+        prev = image
+        if not len(rows):
+            continue
+        big = _enlarge(gt.tlwh[rows])
+        bgr.append(crop_resize(image, big, ch, cw, pad_value=PAD_BGR))
+        # crop_flow divides by the enlarged box: scale back to the box itself.
+        f = crop_flow(field, big, flow, PatchParams(ch // 2, cw // 2)) * CONTEXT
+        flows.append(f.astype(np.float16))
+        ids.append(gt.ids[rows] + source * 100_000)
+        frames.append(gt.frames[rows])
+    crops = CropSet(seq.name, np.concatenate(bgr), np.concatenate(flows), np.concatenate(ids),
+                    np.concatenate(frames))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, bgr=crops.bgr, flow=crops.flow, ids=crops.ids, frames=crops.frames)
+    tmp.replace(path)
+    return crops
+
+
+def load_reid_crops(root: Path, source: int, patch: PatchParams) -> CropSet:
+    """Identity-labelled crops named ``<id>_<anything>.jpg`` in camera folders (VIPeR layout), zero flow."""
+    ch, cw = context_size(patch)
+    files = sorted(root.glob("*/*.jpg"))
+    if not files:
+        raise UserError(f"{root}: no re-id crops (<cam>/<id>_*.jpg) found")
+    cams = sorted({f.parent.name for f in files})
+    bgr, ids, frames = [], [], []
+    for f in files:
+        image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError(f"{f}: cannot read image")
+        bgr.append(cv2.resize(image, (cw, ch), interpolation=cv2.INTER_LINEAR))
+        ids.append(int(f.name.split("_")[0]) + source * 100_000)
+        frames.append(cams.index(f.parent.name))
+    flow = np.zeros((len(bgr), 2, ch // 2, cw // 2), np.float16)
+    return CropSet(root.name, np.stack(bgr), flow, np.array(ids, np.int64), np.array(frames, np.int64))
+
+
+class PKSampler:
+    """Draws batches of P identities x K crops from a list of crop sets (seeded)."""
+
+    def __init__(self, sets: list[CropSet], p: int, k: int, max_gap: int, seed: int):
+        self.sets = [s for s in sets if len(s)]
+        self.p, self.k, self.max_gap = p, k, max_gap
+        self.rng = np.random.default_rng(seed)
+        sizes = np.array([len(s) for s in self.sets], np.float64)
+        self.weights = sizes / sizes.sum()
+        self.by_id = [{int(i): np.flatnonzero(s.ids == i) for i in np.unique(s.ids)} for s in self.sets]
+
+    def batch(self) -> tuple[int, np.ndarray]:
+        """Returns (set index, (P*K,) int64 row indices into that set)."""
+        si = int(self.rng.choice(len(self.sets), p=self.weights))
+        s, by_id = self.sets[si], self.by_id[si]
+        t = int(self.rng.choice(s.frames))
+        window = (s.frames >= t) & (s.frames <= t + self.max_gap)
+        near = np.unique(s.ids[window])
+        self.rng.shuffle(near)
+        chosen = list(near[:self.p])
+        if len(chosen) < self.p:  # too few people around: fill with others of the same source
+            others = np.setdiff1d(np.array(list(by_id)), chosen)
+            chosen += list(self.rng.choice(others, min(self.p - len(chosen), len(others)), replace=False))
+        rows = []
+        for ident in chosen:
+            cand = by_id[int(ident)]
+            in_window = cand[window[cand]]
+            pool = in_window if len(in_window) >= 2 else cand
+            rows.append(self.rng.choice(pool, self.k, replace=len(pool) < self.k))
+        return si, np.concatenate(rows)
+
+
+def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
+                rng: np.random.Generator | None) -> torch.Tensor:
+    """Network inputs for cached crops, augmented when ``rng`` is given.
+
+    Augmentation: box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and contrast
+    of L, and a horizontal flip of patch and flow together (the x flow changes sign).
+
+    Returns:
+        (B, 5 or 3, height, width) float32.
+    """
+    luv = torch.from_numpy(bgr_to_luv_normalised(crops.bgr[rows]))
+    x = luv
+    if use_flow:
+        flow = torch.from_numpy(crops.flow[rows].astype(np.float32))
+        x = torch.cat([luv, F.interpolate(flow, size=luv.shape[2:], mode="bilinear", align_corners=False)], 1)
+    b = len(rows)
+    scale = torch.full((b,), 1.0 / CONTEXT)
+    shift = torch.zeros(b, 2)
+    flip = torch.zeros(b, dtype=torch.bool)
+    if rng is not None:
+        scale = scale * torch.from_numpy(rng.uniform(0.9, 1.1, b).astype(np.float32))
+        shift = torch.from_numpy(rng.uniform(-0.08, 0.08, (b, 2)).astype(np.float32)) * 2 / CONTEXT
+        flip = torch.from_numpy(rng.random(b) < 0.5)
+        gain = torch.from_numpy(rng.uniform(0.75, 1.25, b).astype(np.float32))
+        bias = torch.from_numpy(rng.uniform(-0.3, 0.3, b).astype(np.float32))
+        x[:, 0] = x[:, 0] * gain[:, None, None] + bias[:, None, None]
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = torch.where(flip, -scale, scale)
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, [b, x.shape[1], patch.height, patch.width], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if use_flow:
+        out[:, 3] = torch.where(flip[:, None, None], -out[:, 3], out[:, 3])
+    return out

@@ -1,0 +1,169 @@
+"""Training the Siamese appearance network from ground-truth tracks (``scripts/train_siamese.py``).
+
+Validation is by whole held-out sequences: a sequence named in ``val`` never gives a training crop.
+Training is seeded; it stops early when the validation loss has not improved for ``patience``
+evaluations, or at ``max_iters`` or ``max_minutes``, and saves the best weights with their metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from association.flow import FlowParams
+from association.patches import PatchParams
+from association.siamese import LOSSES, SiameseNet, network_meta, save_weights
+from association.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
+from mot.errors import UserError
+from mot.sequence import discover
+
+
+@dataclass
+class TrainParams:
+    """Everything a training run depends on (saved, with the result, in the weights metadata)."""
+
+    train: list[str] = field(default_factory=lambda: ["ADL-Rundle-6", "PETS09-S2L1"])
+    val: list[str] = field(default_factory=lambda: ["PETS09-S3-MF1"])
+    reid_fraction: float = 0.15   # share of batches drawn from the re-id crops (when given)
+    use_flow: bool = True
+    embedding_dim: int = 128
+    width: int = 32
+    loss: str = "contrastive"     # contrastive | triplet (batch-hard; collapsed in our CPU budget)
+    margin: float = 1.0
+    p: int = 16                   # identities per batch
+    k: int = 4                    # crops per identity
+    max_gap: int = 30             # frames between the crops of one identity in a batch
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    max_iters: int = 3000
+    eval_every: int = 150
+    patience: int = 5             # evaluations without improvement before stopping
+    max_minutes: float = 40.0
+    val_batches: int = 40
+    seed: int = 0
+    threads: int = 1
+
+    def validate(self):
+        if self.loss not in LOSSES:
+            return f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"
+        overlap = set(self.train) & set(self.val)
+        if overlap:
+            return f"sequences both in train and val: {', '.join(sorted(overlap))}"
+        if not self.val:
+            return "leave at least one sequence out for validation"
+        return None
+
+
+def _load_sets(data: Path, names: list[str], start: int, patch: PatchParams, flow: FlowParams,
+               cache: Path, progress: bool) -> list[CropSet]:
+    return [load_sequence_crops(p, start + i, patch, flow, cache, progress=progress)
+            for i, p in enumerate(discover(data, names))]
+
+
+def evaluate(net: SiameseNet, sets: list[CropSet], batches: list[tuple[int, np.ndarray]], loss_fn,
+             margin: float, patch: PatchParams, use_flow: bool) -> float:
+    """Mean loss over fixed validation batches (no augmentation)."""
+    net.eval()
+    losses = []
+    with torch.no_grad():
+        for si, rows in batches:
+            x = make_inputs(sets[si], rows, patch, use_flow, None)
+            losses.append(float(loss_fn(net(x), torch.from_numpy(sets[si].ids[rows]), margin)))
+    net.train()
+    return float(np.mean(losses))
+
+
+def train(data: str | Path, out: str | Path, params: TrainParams | None = None, reid: str | Path | None = None,
+          cache: str | Path | None = None, patch: PatchParams | None = None, flow: FlowParams | None = None,
+          progress: bool = True) -> dict:
+    """Trains the network and saves the best weights (lowest validation loss).
+
+    Args:
+        data: a folder of MOTChallenge-layout sequences with ground truth.
+        out: the weights file to write.
+        params: the recipe.
+        reid: optional folder of identity-labelled crops (VIPeR layout), used with zero flow.
+        cache: folder for the cropped data (default: ``~/.cache/siamese-mot``), outside the repo.
+        patch: patch size; flow: flow settings.
+        progress: show a tqdm bar.
+
+    Returns:
+        A summary: iterations, best validation loss, seconds, stop reason, losses.
+    """
+    params = params or TrainParams()
+    problem = params.validate()
+    if problem:
+        raise UserError(f"train_siamese: {problem}")
+    patch, flow = patch or PatchParams(), flow or FlowParams()
+    cache = Path(cache) if cache else Path.home() / ".cache" / "siamese-mot"
+    torch.manual_seed(params.seed)
+    if params.threads > 0:
+        torch.set_num_threads(params.threads)
+    t_start = time.perf_counter()
+
+    train_sets = _load_sets(Path(data), params.train, 0, patch, flow, cache, progress)
+    val_sets = _load_sets(Path(data), params.val, 50, patch, flow, cache, progress)
+    sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed)
+    reid_sampler = None
+    if reid is not None and params.reid_fraction > 0:
+        reid_sampler = PKSampler([load_reid_crops(Path(reid), 99, patch)], params.p, 2, 1, params.seed + 1)
+    val_sampler = PKSampler(val_sets, params.p, params.k, params.max_gap, params.seed + 2)
+    val_batches = [val_sampler.batch() for _ in range(params.val_batches)]
+    prep_seconds = time.perf_counter() - t_start
+
+    net = SiameseNet(5 if params.use_flow else 3, params.embedding_dim, params.width)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, params.max_iters)
+    loss_fn = LOSSES[params.loss]
+    rng = np.random.default_rng(params.seed + 3)
+    best, best_state, best_iter, stale = float("inf"), None, 0, 0
+    history, running, stop = [], [], "max_iters"
+    bar = tqdm(range(1, params.max_iters + 1), desc="train siamese", disable=not progress)
+    for it in bar:
+        if reid_sampler is not None and rng.random() < params.reid_fraction:
+            si, rows = reid_sampler.batch()
+            crops = reid_sampler.sets[si]
+        else:
+            si, rows = sampler.batch()
+            crops = train_sets[si]
+        x = make_inputs(crops, rows, patch, params.use_flow, rng)
+        loss = loss_fn(net(x), torch.from_numpy(crops.ids[rows]), params.margin)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(loss.item())
+        if it % params.eval_every == 0 or it == params.max_iters:
+            val = evaluate(net, val_sets, val_batches, loss_fn, params.margin, patch, params.use_flow)
+            history.append({"iter": it, "train_loss": float(np.mean(running)), "val_loss": val})
+            running = []
+            bar.set_postfix(train=f"{history[-1]['train_loss']:.4f}", val=f"{val:.4f}", best=f"{min(best, val):.4f}")
+            if val < best:
+                best, best_iter, stale = val, it, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= params.patience:
+                    stop = "early_stopping"
+                    break
+        if time.perf_counter() - t_start > params.max_minutes * 60:
+            stop = "max_minutes"
+            break
+    bar.close()
+    if best_state is None:  # stopped before the first evaluation
+        best = evaluate(net, val_sets, val_batches, loss_fn, params.margin, patch, params.use_flow)
+        best_state, best_iter = net.state_dict(), it
+    net.load_state_dict(best_state)
+    seconds = time.perf_counter() - t_start
+    meta = network_meta(net, patch, flow if params.use_flow else None, loss=params.loss, margin=params.margin,
+                        train_sequences=",".join(params.train), val_sequences=",".join(params.val),
+                        reid=bool(reid_sampler), seed=params.seed, best_iter=best_iter, val_loss=best)
+    save_weights(out, net, meta)
+    return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,
+            "seconds": seconds, "prep_seconds": prep_seconds, "history": history, "out": str(out)}

@@ -1,0 +1,96 @@
+"""Training the Siamese network on generated sequences: data, augmentation, a tiny run that learns."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from association.flow import FlowParams
+from association.patches import PatchParams
+from association.siamese import AppearanceModel, AppearanceParams, SiameseNet, batch_contrastive_loss, load_weights
+from association.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
+from association.train_siamese import TrainParams, train
+from mot.errors import UserError
+
+SMALL = PatchParams(64, 32)
+
+
+@pytest.fixture(scope="module")
+def crops(synthetic_root, tmp_path_factory) -> CropSet:
+    return load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path_factory.mktemp("cache"))
+
+
+def test_sequence_crops_are_cached_with_flow(crops, synthetic_root, tmp_path):
+    assert crops.bgr.shape[1:] == (80, 40, 3) and crops.flow.shape[1:] == (2, 40, 20)
+    assert len(crops) == len(crops.ids) == len(crops.frames) > 50
+    assert not crops.flow[crops.frames == 1].any()      # first frame: no flow
+    assert np.abs(crops.flow[crops.frames > 1]).max() > 0  # the figures walk
+    again = load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path)
+    np.testing.assert_array_equal(again.ids, crops.ids)
+
+
+def test_pk_batches_hold_p_identities_of_k(crops):
+    sampler = PKSampler([crops], p=3, k=4, max_gap=10, seed=0)
+    _, rows = sampler.batch()
+    ids = crops.ids[rows]
+    assert len(rows) == 12 and len(np.unique(ids)) == 3
+    assert all((ids == i).sum() == 4 for i in np.unique(ids))
+
+
+def test_augmentation_flips_patch_and_flow_together(crops):
+    fake = CropSet("x", crops.bgr[:64], np.ones_like(crops.flow[:64]), crops.ids[:64], crops.frames[:64])
+    x = make_inputs(fake, np.arange(64), SMALL, True, np.random.default_rng(0))
+    assert x.shape == (64, 5, 64, 32)
+    flow_x = x[:, 3, 16:48, 8:24].mean((1, 2))
+    assert set(np.round(flow_x.numpy(), 3)) == {1.0, -1.0}   # flipped samples read -1
+    np.testing.assert_allclose(x[:, 4].numpy(), 1.0, atol=1e-5)  # y flow is unchanged by a flip
+    plain = make_inputs(fake, np.arange(2), SMALL, False, None)
+    assert plain.shape == (2, 3, 64, 32)
+
+
+def test_reid_crops_have_zero_flow(tmp_path):
+    for cam in ("cam_a", "cam_b"):
+        (tmp_path / cam).mkdir()
+        for ident in range(3):
+            cv2.imwrite(str(tmp_path / cam / f"{ident:03d}_0.jpg"), np.full((128, 48, 3), 40 * ident, np.uint8))
+    reid = load_reid_crops(tmp_path, 9, SMALL)
+    assert reid.bgr.shape == (6, 80, 40, 3) and not reid.flow.any()
+    assert sorted(set(reid.ids.tolist())) == [900_000, 900_001, 900_002]
+    with pytest.raises(UserError):
+        load_reid_crops(tmp_path / "cam_a", 0, SMALL)
+
+
+def test_a_few_steps_lower_the_loss(crops):
+    torch.manual_seed(0)
+    _, rows = PKSampler([crops], p=4, k=4, max_gap=10, seed=1).batch()
+    x, labels = make_inputs(crops, rows, SMALL, True, None), torch.from_numpy(crops.ids[rows])
+    net = SiameseNet(5, 16, width=8)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = batch_contrastive_loss(net(x), labels, 1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_train_writes_loadable_weights(synthetic_root, tmp_path):
+    params = TrainParams(train=["SYN-A"], val=["SYN-B"], max_iters=6, eval_every=3, p=4, k=2, width=8,
+                         embedding_dim=16, val_batches=2, threads=1)
+    summary = train(synthetic_root, tmp_path / "w.pt", params, cache=tmp_path / "cache", patch=SMALL,
+                    progress=False)
+    assert summary["iterations"] == 6 and len(summary["history"]) == 2
+    _, meta = load_weights(tmp_path / "w.pt")
+    assert meta["train_sequences"] == "SYN-A" and meta["val_sequences"] == "SYN-B"
+    model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt")), device="cpu")
+    image = cv2.imread(str(synthetic_root / "SYN-A" / "img1" / "000002.jpg"))
+    assert model.embed(image, np.array([[10, 10, 30, 80]], np.float32), image).shape == (1, 16)
+
+
+def test_validation_must_be_held_out(synthetic_root, tmp_path):
+    with pytest.raises(UserError, match="both in train and val"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-A"]))
