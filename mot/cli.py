@@ -17,6 +17,15 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _check_out_dir(out: Path) -> None:
+    """Fails in one line, before any work, when the output folder cannot be made."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{out}: cannot be an output folder, {p} is a file")
+            return
+
+
 def _report(report, out: Path) -> int:
     for r in report.failed:
         print(f"error: {r.error}", file=sys.stderr)
@@ -58,6 +67,7 @@ def run_main(argv: list[str] | None = None) -> int:
             print(f"demo: synthetic sequences in {data}")
         elif args.out is None:
             return _fail("--out is required with --data")
+        _check_out_dir(out)
         report = run(data, cfg, out, seqs=args.seqs, workers=args.workers)
     except UserError as exc:
         return _fail(str(exc))
@@ -77,6 +87,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     from mot.pipeline import evaluate
 
     try:
+        if not Path(args.results).is_dir():
+            raise UserError(f"{args.results}: results folder not found")
+        _check_out_dir(Path(args.out or args.results))
         report = evaluate(args.data, args.results, args.seqs, args.out)
     except UserError as exc:
         return _fail(str(exc))

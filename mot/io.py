@@ -43,12 +43,17 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: seqinfo.ini not found")
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)  # a '%' in a value is text, not a reference
     try:
-        parser.read(path)
-        sec = parser["Sequence"]
-    except (configparser.Error, KeyError) as exc:
-        raise UserError(f"{path}: not a valid seqinfo.ini ({type(exc).__name__}: no [Sequence] section?)") from None
+        text = path.read_text()
+        parser.read_string(text, source=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read seqinfo.ini ({type(exc).__name__})") from None
+    except configparser.Error as exc:
+        raise UserError(f"{path}: not a valid seqinfo.ini ({_ini_problem(exc, text)})") from None
+    if "Sequence" not in parser:
+        raise UserError(f"{path}: not a valid seqinfo.ini (no [Sequence] section)")
+    sec = parser["Sequence"]
 
     def get(key, conv, default=None):
         if key not in sec:
@@ -72,6 +77,30 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
         im_width=get("imWidth", int, None),
         im_height=get("imHeight", int, None),
     )
+
+
+def _ini_problem(exc: configparser.Error, text: str) -> str:
+    """What is wrong with an ini file, in a few words (configparser's own messages span lines)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: no [Sequence] section header before it"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {exc.lineno}: key {exc.option!r} given twice in [{exc.section}]"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno}: section [{exc.section}] given twice"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno = exc.errors[0][0]
+        return f"line {lineno}: not a key=value line: {text.splitlines()[lineno - 1].strip()[:40]!r}"
+    return type(exc).__name__
+
+
+def _check_unique_ids(path: Path, frames: np.ndarray, ids: np.ndarray, what: str) -> None:
+    """One id twice in one frame is an invalid file (TrackEval refuses it too); names the first such row."""
+    order = np.lexsort((ids, frames))
+    f, i = frames[order], ids[order]
+    dup = np.flatnonzero((f[1:] == f[:-1]) & (i[1:] == i[:-1]))
+    if dup.size:
+        row = int(order[dup[0] + 1])
+        raise UserError(f"{path}: row {row + 1}: {what} id {i[dup[0]]} appears twice in frame {f[dup[0]]}")
 
 
 def _read_table(path: Path, min_cols: int, what: str) -> np.ndarray:
@@ -204,8 +233,10 @@ def read_ground_truth(path: str | Path) -> GroundTruth:
     ids = table[:, 1].astype(np.int64)
     if n and ids.min() < 0:
         raise UserError(f"{path}: row {int(np.argmin(ids)) + 1}: ground-truth id {ids.min()} is negative")
+    frames = table[:, 0].astype(np.int64)
+    _check_unique_ids(path, frames, ids, "ground-truth")
     return GroundTruth(
-        frames=table[:, 0].astype(np.int64),
+        frames=frames,
         ids=ids,
         tlwh=tlwh,
         consider=table[:, 6] != 0,
@@ -259,8 +290,9 @@ def read_results(path: str | Path) -> TrackResults:
     tlwh = table[:, 2:6].astype(np.float32)
     tlwh[:, :2] -= 1
     scores = table[:, 6] if table.shape[1] > 6 else np.ones(len(table))
-    return TrackResults(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), tlwh,
-                        scores.astype(np.float32))
+    frames, ids = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+    _check_unique_ids(path, frames, ids, "track")
+    return TrackResults(frames, ids, tlwh, scores.astype(np.float32))
 
 
 def format_results(results: TrackResults) -> str:

@@ -57,3 +57,10 @@ def test_bad_yaml(tmp_path):
     p.write_text("tracker: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(p)
+
+
+def test_unreadable_config_file(tmp_path):
+    p = tmp_path / "bin.yaml"
+    p.write_bytes(b"\xff\xfe\x00\x01tracker")
+    with pytest.raises(UserError, match=r"bin.yaml: cannot read config file \(UnicodeDecodeError\)"):
+        load_config(p)

@@ -76,6 +76,40 @@ def test_seqinfo_errors(tmp_path):
         read_seqinfo(p)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe\x00[Sequence]\n", r"cannot read seqinfo.ini \(UnicodeDecodeError\)"),
+    (b"[Sequence]\nseqLength=4\nseqLength=5\n", r"line 3: key 'seqlength' given twice"),
+    (b"[Sequence]\nseqLength=4\njust words\n", r"line 3: not a key=value line: 'just words'"),
+    (b"[Other]\nseqLength=4\n", r"no \[Sequence\] section"),
+])
+def test_malformed_seqinfo_gives_one_line(tmp_path, content, message):
+    p = tmp_path / "seqinfo.ini"
+    p.write_bytes(content)
+    with pytest.raises(UserError, match=message) as info:
+        read_seqinfo(p)
+    assert "\n" not in str(info.value)
+
+
+def test_seqinfo_percent_sign_is_text(tmp_path):
+    p = tmp_path / "seqinfo.ini"
+    p.write_text("[Sequence]\nname=cam 50%\nseqLength=4\n")
+    assert read_seqinfo(p).name == "cam 50%"
+
+
+def test_one_id_twice_in_a_frame_is_rejected(tmp_path):
+    # TrackEval refuses such files; scoring them anyway would give numbers it cannot confirm.
+    res = tmp_path / "SEQ.txt"
+    res.write_text("1,1,5,5,20,40,1,-1,-1,-1\n2,1,5,5,20,40,1,-1,-1,-1\n2,1,50,5,20,40,1,-1,-1,-1\n")
+    with pytest.raises(UserError, match=r"SEQ.txt: row 3: track id 1 appears twice in frame 2"):
+        read_results(res)
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,7,10,10,5,5,1,1,1\n1,7,30,10,5,5,1,1,1\n")
+    with pytest.raises(UserError, match=r"gt.txt: row 2: ground-truth id 7 appears twice in frame 1"):
+        read_ground_truth(gt)
+    gt.write_text("1,7,10,10,5,5,1,1,1\n2,7,30,10,5,5,1,1,1\n1,8,30,10,5,5,1,1,1\n")
+    assert len(read_ground_truth(gt).ids) == 3
+
+
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     p = tmp_path / "f.txt"
     atomic_write_text(p, "old")

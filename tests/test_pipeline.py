@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mot.cli import run_main
+from mot.cli import evaluate_main, run_main
 from mot.config import load_config
 from mot.pipeline import run, track_sequence
 from mot.sequence import open_sequence
@@ -99,6 +99,23 @@ def test_bad_arguments_fail_cleanly(synthetic_root, tmp_path, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not any((tmp_path / "out").glob("*.txt"))
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_out_that_cannot_be_a_folder_fails_in_one_line(synthetic_root, tmp_path, capsys, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = blocker if where == "file" else blocker / "sub"
+    assert run_main(["--data", str(synthetic_root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {out}: cannot be an output folder, {blocker} is a file"
+    assert blocker.read_text() == "not a folder"
+
+
+def test_evaluate_without_results_folder_fails_in_one_line(synthetic_root, tmp_path, capsys):
+    assert evaluate_main(["--data", str(synthetic_root), "--results", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none'}: results folder not found"
+    assert not (tmp_path / "none").exists()
 
 
 def test_evaluate_script_matches_run(synthetic_root, tmp_path):
