@@ -87,6 +87,15 @@ def test_bad_sequence_inputs_fail_cleanly(seq_copy, tmp_path, damage, message):
     assert not (out / "SYN-A.txt").exists()
 
 
+def test_empty_detections_give_zero_tracks_not_an_error(seq_copy, tmp_path):
+    (seq_copy / "det" / "det.txt").write_text("")
+    report = run(seq_copy, load_config(None, ["association.type=iou", "association.params={}"]), tmp_path / "out")
+    assert not report.failed
+    assert (tmp_path / "out" / "SYN-A.txt").read_text() == ""
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["sequences"]["SYN-A"]
+    assert metrics["FP"] == 0 and metrics["FN"] > 0 and metrics["MOTA"] == 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "tracker.n_int=3"], "unknown key 'tracker.n_int'"),
     (["--set", "tracker.max_age=abc"], "'tracker.max_age' must be int"),

@@ -52,3 +52,11 @@ def test_video_as_sequence(synthetic_root, tmp_path):
     seq = open_sequence(discover(path)[0])
     assert seq.is_video and seq.gt_path is None and seq.info.im_width == 64
     assert [f for f, _ in seq.frames()] == list(range(1, 7))
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00junk" * 500])
+def test_corrupt_video_is_a_user_error(tmp_path, content):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match="clip.mp4: cannot open video"):
+        open_sequence(discover(path)[0])
