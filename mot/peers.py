@@ -160,33 +160,42 @@ def run_peer_scalings(name: str, seq: Sequence, detections_per_frame: list[Detec
         return _run_deepsort(seq, detections_per_frame, scaled, peer_python(python), cache_dir)
     if name not in _TRACKERS_CLASSES:
         raise UserError(f"unknown peer {name!r} (valid: {', '.join(PEERS)})")
-    return {s: _run_trackers_peer(name, seq, detections_per_frame, scaled[s]) for s in scalings}
+    return _run_trackers_peer(name, seq, detections_per_frame, scaled)
 
 
-def _run_trackers_peer(name: str, seq: Sequence, dets: list[Detections], scores: list[np.ndarray]) -> PeerRun:
+def _run_trackers_peer(name: str, seq: Sequence, dets: list[Detections],
+                       scaled: dict[str, list[np.ndarray]]) -> dict[str, PeerRun]:
+    """One pass over the frames, one tracker per scaling (BoT-SORT reads each image once for all)."""
     import supervision as sv
     import trackers
 
-    start = time.perf_counter()
-    tracker = getattr(trackers, _TRACKERS_CLASSES[name])(frame_rate=float(seq.info.frame_rate))
+    cls = getattr(trackers, _TRACKERS_CLASSES[name])
+    instances = {s: cls(frame_rate=float(seq.info.frame_rate)) for s in scaled}
     uses_frame = name == "botsort"  # camera motion compensation; the others ignore (and warn about) frames
-    frames = seq.frames(read_images=uses_frame, prefetch=2)
-    rows = []
+    rows: dict[str, list[TrackResults]] = {s: [] for s in scaled}
+    seconds = dict.fromkeys(scaled, 0.0)
+    read = 0.0
+    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for (frame, image), d, s in zip(frames, dets, scores):
+        for (frame, image), d in zip(seq.frames(read_images=uses_frame, prefetch=0), dets):
+            read += time.perf_counter() - t0
             xyxy = np.concatenate([d.tlwh[:, :2], d.tlwh[:, :2] + d.tlwh[:, 2:]], 1).astype(np.float32)
-            sv_dets = sv.Detections(xyxy=xyxy, confidence=s, class_id=np.zeros(len(d), int))
-            out = tracker.update(sv_dets, image) if uses_frame else tracker.update(sv_dets)
-            ids = np.asarray(out.tracker_id if out.tracker_id is not None else [], int)
-            keep = ids >= 0
-            if keep.any():
-                box = np.asarray(out.xyxy, np.float32)[keep]
-                conf = (np.asarray(out.confidence, np.float32)[keep] if out.confidence is not None
-                        else np.ones(int(keep.sum()), np.float32))
-                rows.append(TrackResults(np.full(int(keep.sum()), frame, np.int64), ids[keep] + 1,
-                                         np.concatenate([box[:, :2], box[:, 2:] - box[:, :2]], 1), conf))
-    return PeerRun(TrackResults.concatenate(rows), time.perf_counter() - start)
+            for s, tracker in instances.items():
+                t1 = time.perf_counter()
+                sv_dets = sv.Detections(xyxy=xyxy, confidence=scaled[s][frame - 1], class_id=np.zeros(len(d), int))
+                out = tracker.update(sv_dets, image) if uses_frame else tracker.update(sv_dets)
+                seconds[s] += time.perf_counter() - t1
+                ids = np.asarray(out.tracker_id if out.tracker_id is not None else [], int)
+                keep = ids >= 0
+                if keep.any():
+                    box = np.asarray(out.xyxy, np.float32)[keep]
+                    conf = (np.asarray(out.confidence, np.float32)[keep] if out.confidence is not None
+                            else np.ones(int(keep.sum()), np.float32))
+                    rows[s].append(TrackResults(np.full(int(keep.sum()), frame, np.int64), ids[keep] + 1,
+                                                np.concatenate([box[:, :2], box[:, 2:] - box[:, :2]], 1), conf))
+            t0 = time.perf_counter()
+    return {s: PeerRun(TrackResults.concatenate(rows[s]), read + seconds[s]) for s in scaled}
 
 
 def _run_deepsort(seq: Sequence, dets: list[Detections], scaled: dict[str, list[np.ndarray]], python: str,

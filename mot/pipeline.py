@@ -16,6 +16,7 @@ from mot.errors import UserError
 from mot.evaluation import SequenceScore, combine, format_table, score_sequence
 from mot.io import TrackResults, atomic_write_text, read_ground_truth, read_results, write_results
 from mot.sequence import Sequence, discover, open_sequence
+from mot.timing import StageTimer
 from mot.tracker import Tracker
 
 
@@ -28,30 +29,41 @@ class SequenceRun:
     seconds: float = 0.0
     score: SequenceScore | None = None
     error: str | None = None
+    timing: dict = field(default_factory=dict)  # StageTimer.as_dict(): seconds per stage, frames, people
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def track_sequence(seq: Sequence, cfg: Config, progress: bool = False) -> TrackResults:
-    """Tracks one sequence, streaming its frames.
+def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: StageTimer | None = None) -> TrackResults:
+    """Tracks one sequence, streaming its frames (``timer``, if given, gets the seconds per stage).
 
     Returns:
         All output rows of the sequence (0-based tlwh).
     """
     detector = DETECTORS.build(cfg.detector, sequence=seq)
     association = ASSOCIATIONS.build(cfg.association, sequence=seq, runtime=cfg.runtime)
-    tracker = Tracker(cfg.tracker, association)
+    timer = timer if timer is not None else StageTimer()
+    tracker = Tracker(cfg.tracker, association, timer=timer)
+    embedder = getattr(association, "embedder", None)
     read_images = detector.needs_image or association.needs_image
     parts = []
     frames = seq.frames(read_images=read_images, prefetch=cfg.runtime.prefetch)
     if progress:
         from tqdm import tqdm
         frames = tqdm(frames, total=seq.info.seq_length, desc=seq.name, unit="frame", leave=False)
+    timer.start()
     for frame, image in frames:
+        timer.lap("read")  # the wait for the frame (read ahead in a thread when prefetch > 0)
         dets = detector.detect(image, frame)
+        timer.lap("detector")
+        timer.count("frames", 1)
+        timer.count("people", len(dets))
         parts.append(tracker.update(dets, frame, image))
+        if embedder is not None:  # flow, patches, network: measured inside the association's prepare
+            timer.split("prepare", embedder.timing)
+        timer.start()
     return TrackResults.concatenate(parts)
 
 
@@ -64,14 +76,15 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False) -> S
         seq.check_frames()
         gt = read_ground_truth(seq.gt_path) if seq.gt_path is not None else None
         start = time.perf_counter()
-        results = track_sequence(seq, cfg, progress)
+        timer = StageTimer()
+        results = track_sequence(seq, cfg, progress, timer)
         seconds = time.perf_counter() - start
         result_file = out_dir / f"{name}.txt"
         write_results(result_file, results)
         frames = int(seq.info.seq_length)
         # Scored as written (2 decimals), so metrics.json always agrees with evaluate.py on the file.
         score = score_sequence(gt, read_results(result_file), frames) if gt is not None else None
-        return SequenceRun(name, frames, seconds, score)
+        return SequenceRun(name, frames, seconds, score, timing=timer.as_dict())
     except UserError as exc:
         return SequenceRun(name, error=str(exc))
 

@@ -34,6 +34,11 @@ class SyntheticSpec:
     # Frames (first, last) in which person 1 is hidden; it stands still meanwhile (as someone waiting
     # behind an obstacle), so a motion model alone expects it elsewhere when it reappears.
     occluded_gap: tuple[int, int] | None = None
+    # Person heights, as fractions of the frame height (smaller people for dense scenes).
+    height_range: tuple[float, float] = (0.25, 0.45)
+    # Everyone is in view from the first frame to the last (turning back at the frame's edges), so
+    # that ``num_people`` is the number of people per frame (density benchmarks).
+    stay: bool = False
 
 
 @dataclass
@@ -63,7 +68,7 @@ def _background(rng, w, h) -> np.ndarray:
 def _people(rng, spec: SyntheticSpec) -> list[_Person]:
     people = []
     for pid in range(1, spec.num_people + 1):
-        height = rng.uniform(0.25, 0.45) * spec.height
+        height = rng.uniform(*spec.height_range) * spec.height
         direction = 1 if pid % 2 else -1
         speed = rng.uniform(1.0, 3.0) * spec.width / 640
         enter = int(rng.integers(0, max(spec.num_frames // 3, 1)))
@@ -73,7 +78,8 @@ def _people(rng, spec: SyntheticSpec) -> list[_Person]:
             pid=pid, x=x0, y=rng.uniform(0.3, 0.95) * spec.height - height,
             vx=direction * speed, vy=rng.uniform(-0.3, 0.3),
             height=height, colours=rng.integers(30, 255, (3, 3)).astype(np.uint8),
-            stripes=int(rng.integers(0, 4)), enter=enter, leave=min(enter + life, spec.num_frames)))
+            stripes=int(rng.integers(0, 4)), enter=-1 if spec.stay else enter,
+            leave=spec.num_frames if spec.stay else min(enter + life, spec.num_frames)))
     return people
 
 
@@ -119,6 +125,8 @@ def generate_sequence(root: str | Path, spec: SyntheticSpec) -> Path:
             if spec.occluded_gap and p.pid == 1 and spec.occluded_gap[0] <= f <= spec.occluded_gap[1]:
                 continue
             p.x += p.vx
+            if spec.stay and not 0 <= p.x <= spec.width:
+                p.vx, p.x = -p.vx, float(np.clip(p.x, 0, spec.width))
             p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
             w = p.height * 0.4
             tlwh = (p.x - w / 2, p.y, w, p.height)
@@ -132,13 +140,14 @@ def generate_sequence(root: str | Path, spec: SyntheticSpec) -> Path:
             mask = np.zeros((spec.height, spec.width), np.uint8)
             _draw(canvas, mask, tlwh, p, phase=f * 0.4 + p.pid)
             masks.append(mask > 0)
-        for i, (p, tlwh) in enumerate(visible):
-            own = masks[i]
-            area = own.sum()
-            covered = np.zeros_like(own)
-            for later in masks[i + 1:]:
-                covered |= later
-            vis = float((own & ~covered).sum() / area) if area else 0.0
+        # Visible fraction: the part of each mask not covered by the masks drawn after it (back to
+        # front, keeping one running union: linear in the number of people).
+        visibility, union = [0.0] * len(masks), np.zeros((spec.height, spec.width), bool)
+        for i in range(len(masks) - 1, -1, -1):
+            area = masks[i].sum()
+            visibility[i] = float((masks[i] & ~union).sum() / area) if area else 0.0
+            union |= masks[i]
+        for (p, tlwh), vis in zip(visible, visibility):
             x, y, w, h = tlwh
             gt_lines.append(f"{f},{p.pid},{x + 1:.2f},{y + 1:.2f},{w:.2f},{h:.2f},1,1,{vis:.3f}")
             if vis > 0.25 and rng.random() > spec.miss_rate + (1 - vis) * 0.5:

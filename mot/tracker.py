@@ -12,6 +12,7 @@ from mot.config import TrackerConfig
 from mot.geometry import cxcywh_to_tlwh, tlwh_to_cxcywh
 from mot.io import TrackResults
 from mot.motion import KalmanBox
+from mot.timing import StageTimer
 from mot.types import Detections
 
 
@@ -91,8 +92,10 @@ class Tracker:
       ``track.data`` (embedding gallery ...). Networks hold no per-track state.
     """
 
-    def __init__(self, cfg: TrackerConfig, association):
+    def __init__(self, cfg: TrackerConfig, association, timer: StageTimer | None = None):
         self.cfg = cfg
+        #: seconds per stage (prepare, refiner, association, linking, tracker), summed over frames
+        self.timer = timer if timer is not None else StageTimer()
         self.association = association
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
@@ -110,9 +113,12 @@ class Tracker:
             tracks confirmed in this frame when ``output_tentative_history`` is on.
         """
         cfg = self.cfg
+        timer = self.timer
+        timer.start()
         prepare = getattr(self.association, "prepare", None)
         if prepare is not None:
             detections = prepare(detections, image, frame)
+        timer.lap("prepare")
         observe = getattr(self.association, "observe", None)
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         if cfg.cascade:
@@ -126,8 +132,11 @@ class Tracker:
             if not group or not free.size:
                 continue
             sub = detections.select(free)
+            timer.lap("tracker")
             cost = self.association.cost(group, sub, frame, image)
+            timer.lap("association")
             pairs, _, unmatched = link(cost, self.association.max_cost)
+            timer.lap("linking")
             matched += [(group[r], int(free[c])) for r, c in pairs]
             free = free[unmatched]
 
@@ -170,7 +179,9 @@ class Tracker:
                 out.append((frame, track.id, track.tlwh, track.score))
             live.append(track)
         self.tracks = [t for t in live if t.state is not TrackState.REMOVED]
-        return _rows(out)
+        rows = _rows(out)
+        timer.lap("tracker")
+        return rows
 
 
 def _rows(out) -> TrackResults:
