@@ -174,12 +174,17 @@ def detector_costs(config_dir: Path | None = None, repeats: int = 3, log=print) 
 def benchmark(data, out_dir, configs=DEFAULT_CONFIGS, peers=None, det_file: str = "det/det.txt", seqs=None,
               scalings=None, peer_python: str | None = None, density=DENSITY_PEOPLE, density_frames: int = 20,
               repeats: int = 3, threads: int = 1, overrides: list[str] = (), detectors: bool = True,
-              log=print) -> dict:
-    """Runs everything and returns the report data (see :mod:`mot.report`); ``detectors=False`` skips
-    timing the image detectors."""
+              density_config: str | None = None, reuse_peers: str | None = None, log=print) -> dict:
+    """Runs everything and returns the report data (see :mod:`mot.report`).
+
+    The density curve runs ``density_config`` (default: the first of ``configs``); ``detectors=False``
+    skips timing the image detectors; ``reuse_peers`` (an earlier ``report.json`` on the same data and
+    detections) takes the peers' results from there instead of running them again.
+    """
     from mot import peers as peer_mod
     out_dir = Path(out_dir)
-    for c in configs:
+    density_config = density_config or configs[0]
+    for c in list(configs) + [density_config]:
         if not Path(c).is_file():
             raise UserError(f"{c}: config file not found")
     started = time.perf_counter()
@@ -188,18 +193,33 @@ def benchmark(data, out_dir, configs=DEFAULT_CONFIGS, peers=None, det_file: str 
               "det_file": det_file, "machine": machine()}
     result["ours"] = run_ours(data, configs, out_dir, det_file, seqs, threads, list(overrides), log)
     chosen = tuple(peer_mod.PEERS if peers is None else peers)
-    if chosen:
+    if reuse_peers:
+        result["peers"] = _earlier_peers(reuse_peers, data, det_file)
+    elif chosen:
         sweep = peer_mod.run_peers(data, chosen, det_file, tuple(scalings or peer_mod.SCALINGS), seqs, peer_python,
                                    out_dir / "peers", log=log)
         result["peers"] = sweep.to_json()
     else:
         result["peers"] = None
-    result["density"] = (density_curve(configs[0], out_dir, density, density_frames, repeats, threads,
+    result["density"] = (density_curve(density_config, out_dir, density, density_frames, repeats, threads,
                                        overrides, log) if density else None)
     result["detector_costs"] = detector_costs(log=log) if detectors else {"status": "not measured (--no-detector-cost)"}
     result["machine"]["load_average_at_end"] = machine()["load_average_1_5_15min"]
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _earlier_peers(path: str, data, det_file: str) -> dict:
+    """The peers section of an earlier report, checked to be on the same data and detections."""
+    import json
+    try:
+        old = json.loads(Path(path).read_text())
+        peers, old_data, old_det = old["peers"], old["data"], old["det_file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a benchmark report.json with peer results") from None
+    if peers is None or Path(old_data).resolve() != Path(data).resolve() or old_det != det_file:
+        raise UserError(f"{path}: its peers ran on {old_data} {old_det}, not {data} {det_file}")
+    return peers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,12 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--density", nargs="*", type=int, default=list(DENSITY_PEOPLE),
                    help="people per frame of the density curve (none: skip it)")
     p.add_argument("--density-frames", type=int, default=20, help="frames per density sequence")
+    p.add_argument("--density-config", help="the config of the density curve (default: the first of --configs)")
     p.add_argument("--repeats", type=int, default=3, help="runs per density point (medians)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for our pipeline")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value in all our configs")
     p.add_argument("--detector-cost", action=argparse.BooleanOptionalAction, default=True,
                    help="time the image detectors of configs/*.yaml (HOG at 1080p takes a while)")
+    p.add_argument("--reuse-peers", metavar="REPORT_JSON", help="take the peers from an earlier report.json "
+                   "(same data and detections) instead of running them")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     from mot.report import write_report
@@ -241,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--repeats and --threads must be >= 1, --density-frames >= 2")
         result = benchmark(args.data, args.out, args.configs, [x for x in args.peers if x != "none"], args.det_file,
                            args.seqs, args.scalings, args.peer_python, args.density, args.density_frames,
-                           args.repeats, args.threads, args.overrides, args.detector_cost, log)
+                           args.repeats, args.threads, args.overrides, args.detector_cost, args.density_config,
+                           args.reuse_peers, log)
         report = write_report(result, args.out)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ Run as ``python -m mot.peer_deepsort WORK_DIR`` by an interpreter that has ``dee
 
 WORK_DIR holds ``input.npz`` (``frames`` (N,) int64 1-based, ``tlwh`` (N, 4) float32 0-based,
 ``scores`` (K, N) float32 in [0, 1], one row per scaling) and ``job.json`` (``images``: one path
-per frame, ``scalings``: K names, ``cache``: an .npy path for the embeddings or null). Each
+per frame, ``scalings``: K names, ``cache``: an .npz path for the embeddings or null). Each
 detection is embedded once; K DeepSORT instances, one per scaling, share the embeddings. Writes
 ``<scaling>.txt`` (MOTChallenge results) and ``timing.json`` (seconds: ``read``, ``embed``,
 ``track`` per scaling). Exit 1 with a one-line message on failure.
@@ -66,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         data = np.load(work / "input.npz")
         frames, tlwh, scores = data["frames"], data["tlwh"], data["scores"]
         cache = Path(job["cache"]) if job.get("cache") else None
-        if cache is not None and cache.is_file() and np.load(cache).shape == (len(frames), 1280):
-            emb, read, embed = np.load(cache), 0.0, 0.0
+        cached = np.load(cache) if cache is not None and cache.is_file() else None
+        if cached is not None and cached["embeddings"].shape == (len(frames), 1280):
+            # The seconds measured when the embeddings were made, so a re-run reports the same cost.
+            emb, read, embed = cached["embeddings"], float(cached["read"]), float(cached["embed"])
         else:
             emb, read, embed = _embed_all(job["images"], frames, tlwh)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp.npy")
-                np.save(tmp, emb)
+                tmp = cache.with_name(cache.stem + ".tmp.npz")
+                np.savez(tmp, embeddings=emb, read=read, embed=embed)
                 tmp.replace(cache)
         track_seconds = {}
         for k, name in enumerate(job["scalings"]):

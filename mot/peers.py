@@ -213,7 +213,7 @@ def _run_deepsort(seq: Sequence, dets: list[Detections], scaled: dict[str, list[
         cache = None
         if cache_dir is not None:
             key = hashlib.sha1(tlwh.astype(np.float32).tobytes() + frames.tobytes()).hexdigest()[:16]
-            cache = Path(cache_dir) / f"deepsort_{seq.name}_{key}.npy"
+            cache = Path(cache_dir) / f"deepsort_{seq.name}_{key}.npz"
         job = {"images": [str(seq.frame_path(f)) for f in range(1, seq.info.seq_length + 1)],
                "scalings": names, "cache": str(cache) if cache else None}
         (work / "job.json").write_text(json.dumps(job))

@@ -129,7 +129,8 @@ def markdown(result: dict, plots: dict[str, str | None]) -> str:
                  "tracker waited for a frame (frames are read ahead in a thread). `-`: the stage does not run in "
                  "that config. Peers: FPS of the tracker alone on the same detections (BoT-SORT includes reading "
                  "images for its camera-motion compensation, DeepSORT reading images and its MobileNetV2 "
-                 "embedder, which is cached after the first run: then only the tracking is timed).\n")
+                 "embedder, whose embeddings are cached with the seconds they took, so a re-run reports the same "
+                 "cost).\n")
     labels = list(STAGE_COLUMNS)
     srows = []
     for name, r in result["ours"].items():

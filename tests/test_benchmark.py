@@ -171,3 +171,16 @@ def test_detector_cost_hook_skips_file_detectors(tmp_path):
         assert result["status"].startswith("not measured")
     else:
         assert result == {"status": "ok", "rows": []}
+
+
+def test_cli_reuses_earlier_peer_results(report_without_peers, tiny_root, tmp_path, capsys):
+    _, md_path = report_without_peers
+    earlier = str(md_path.parent / "report.json")
+    args = ["--data", str(tiny_root), "--out", str(tmp_path), "--configs", IOU, "--density", "--no-detector-cost",
+            "--quiet", "--reuse-peers", earlier]
+    assert main(args) == 1  # TINY-B still has no detections
+    assert "| DeepSORT | not installed |" in (tmp_path / "report.md").read_text()
+    capsys.readouterr()
+    assert main(args + ["--det-file", "det/other.txt"]) == 2  # those peers ran on other detections
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its peers ran on" in err[0] and err[0].endswith("det/other.txt")
