@@ -5,4 +5,7 @@ from mot.registry import Registry
 DETECTORS = Registry("detector", {
     "public": "detectors.public:PublicDetector",
     "gt": "detectors.oracle:GroundTruthDetector",
+    "hog": "detectors.hog:HogDetector",
+    "dnn": "detectors.dnn:DnnDetector",
+    "ultralytics": "detectors.yolo_ultralytics:UltralyticsDetector",
 })

@@ -51,6 +51,9 @@ def run_main(argv: list[str] | None = None) -> int:
                         help="override a config value, e.g. --set detector.params.file=det/det_frcnn.txt")
     parser.add_argument("--out", help=f"output folder (default: {DEMO_OUT} for the demo)")
     parser.add_argument("--workers", type=int, default=1, help="sequences run in parallel processes")
+    parser.add_argument("--save-video", metavar="PATH", help="also draw the tracks on the frames: PATH.mp4 (or "
+                        ".avi) for one sequence, <stem>_<SEQ>.mp4 beside it for several; a PATH without a "
+                        "video extension is a folder that gets <SEQ>.mp4")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
@@ -68,7 +71,7 @@ def run_main(argv: list[str] | None = None) -> int:
         elif args.out is None:
             return _fail("--out is required with --data")
         _check_out_dir(out)
-        report = run(data, cfg, out, seqs=args.seqs, workers=args.workers)
+        report = run(data, cfg, out, seqs=args.seqs, workers=args.workers, save_video=args.save_video)
     except UserError as exc:
         return _fail(str(exc))
     return _report(report, out)

@@ -67,8 +67,12 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
     return TrackResults.concatenate(parts)
 
 
-def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False) -> SequenceRun:
-    """Opens, checks, tracks and scores one sequence; a user error becomes ``SequenceRun.error``."""
+def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False,
+            video: Path | None = None) -> SequenceRun:
+    """Opens, checks, tracks and scores one sequence; a user error becomes ``SequenceRun.error``.
+
+    With ``video`` (a video file name), the tracks are also drawn on the frames and written there.
+    """
     name = path.stem if path.is_file() else path.name
     try:
         seq = open_sequence(path)
@@ -84,6 +88,9 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False) -> S
         frames = int(seq.info.seq_length)
         # Scored as written (2 decimals), so metrics.json always agrees with evaluate.py on the file.
         score = score_sequence(gt, read_results(result_file), frames) if gt is not None else None
+        if video is not None:
+            from mot.visualise import render_video
+            render_video(seq, results, video, prefetch=cfg.runtime.prefetch)
         return SequenceRun(name, frames, seconds, score, timing=timer.as_dict())
     except UserError as exc:
         return SequenceRun(name, error=str(exc))
@@ -119,13 +126,19 @@ class RunReport:
 
 
 def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | None = None,
-        workers: int = 1, progress: bool | None = None) -> RunReport:
+        workers: int = 1, progress: bool | None = None, save_video: str | Path | None = None) -> RunReport:
     """Runs every sequence under ``data``, writes ``<SEQ>.txt``, ``config.yaml`` and ``metrics.json``.
 
     A sequence that fails (missing detections, bad files ...) is reported and the others still run.
+    ``save_video`` also writes each sequence's tracks drawn on its frames; a video file name for one
+    sequence, named per sequence as :func:`mot.visualise.video_path_for` says for several.
     """
     out_dir = Path(out_dir)
     paths = discover(data, seqs)
+    videos = {p: None for p in paths}
+    if save_video is not None:
+        from mot.visualise import video_path_for
+        videos = {p: video_path_for(save_video, p.stem if p.is_file() else p.name, len(paths) > 1) for p in paths}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
     if progress is None:
@@ -133,10 +146,10 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
     report = RunReport()
     if workers > 1 and len(paths) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run_one, p, cfg, out_dir, False) for p in paths]
+            futures = [pool.submit(run_one, p, cfg, out_dir, False, videos[p]) for p in paths]
             report.runs = [f.result() for f in futures]
     else:
-        report.runs = [run_one(p, cfg, out_dir, progress) for p in paths]
+        report.runs = [run_one(p, cfg, out_dir, progress, videos[p]) for p in paths]
     _finish(report, out_dir)
     return report
 
