@@ -151,6 +151,43 @@ class TrackerConfig:
 
 
 @dataclass
+class RefinerConfig:
+    """The SiamRPN refiner (mot/refiner.py): each use is switched on its own."""
+
+    enabled: bool = False        # off: no network is loaded and the tracker runs as without it
+    weights: str = "siamrpn.pt"  # a shipped name in mot/weights, or a path
+    fuse: str = "none"           # matched tracks: none (detection box) | replace | average
+    fuse_weight: float = 0.5     # fuse "average": weight of the refined box
+    fuse_min_score: float = 0.8  # refined boxes less confident than this are never fused
+    carry: bool = True           # an unmatched confirmed track continues on the refined box
+    carry_min_score: float = 0.8  # ... while the refiner's score is at least this
+    carry_max_frames: int = 5    # ... for at most this many frames in a row
+    carry_max_overlap: float = 0.5  # ... unless the box overlaps a detection of the frame this much (IoU)
+    carry_output: str = "on_rematch"  # carried boxes output: on_rematch (once re-found) | immediate
+    features: bool = True        # offer refined_tlwh / refined_score to the matcher's features
+    max_search_gap: int = 1      # search tracks last boxed at most this many frames ago
+    penalty_k: float = 0.1       # SiamRPN penalty on scale and aspect change
+    window_influence: float = 0.4  # weight of the cosine window against the penalised score
+    size_lr: float = 0.4         # how fast the box size follows the refiner (times penalty x score)
+    batch_size: int = 64         # tracks per forward pass (more are split)
+
+    def validate(self):
+        if self.carry_output not in ("on_rematch", "immediate"):
+            return f"carry_output must be on_rematch or immediate, got {self.carry_output!r}"
+        if self.fuse not in ("none", "replace", "average"):
+            return f"fuse must be none, replace or average, got {self.fuse!r}"
+        for name in ("fuse_weight", "fuse_min_score", "carry_min_score", "carry_max_overlap",
+                     "window_influence", "size_lr"):
+            if not 0 <= getattr(self, name) <= 1:
+                return f"{name} must be in [0, 1]"
+        if self.carry_max_frames < 0 or self.max_search_gap < 1 or self.batch_size < 1:
+            return "carry_max_frames must be >= 0, max_search_gap and batch_size >= 1"
+        if self.penalty_k < 0:
+            return "penalty_k must be >= 0"
+        return None
+
+
+@dataclass
 class RuntimeConfig:
     """Where and how to run."""
 
@@ -171,6 +208,7 @@ class Config:
     detector: DetectorSection = field(default_factory=DetectorSection)
     association: AssociationSection = field(default_factory=AssociationSection)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 

@@ -44,10 +44,12 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
     """
     detector = DETECTORS.build(cfg.detector, sequence=seq)
     association = ASSOCIATIONS.build(cfg.association, sequence=seq, runtime=cfg.runtime)
+    from mot.refiner import build_refiner  # torch is imported only when a run needs it
+    refiner = build_refiner(cfg.refiner, cfg.runtime)
     timer = timer if timer is not None else StageTimer()
-    tracker = Tracker(cfg.tracker, association, timer=timer)
+    tracker = Tracker(cfg.tracker, association, refiner, timer=timer)
     embedder = getattr(association, "embedder", None)
-    read_images = detector.needs_image or association.needs_image
+    read_images = detector.needs_image or association.needs_image or refiner is not None
     parts = []
     frames = seq.frames(read_images=read_images, prefetch=cfg.runtime.prefetch)
     if progress:

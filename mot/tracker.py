@@ -32,7 +32,8 @@ class Track:
         velocity: (2,) float32 centre velocity in pixels per frame.
         state: life-cycle state.
         hits: frames with a matched detection.
-        last_frame: the last frame with a matched detection.
+        last_frame: the last frame with a box (a matched detection, or the refiner's box it was
+            carried on).
         start_frame: the frame the track was born.
         score: the last matched detection's score.
         data: per-track state owned by pluggable stages (embedding gallery, refiner template ...).
@@ -60,7 +61,9 @@ class Track:
         cxcywh[:2] += self.velocity * (frame - self.last_frame)
         return cxcywh_to_tlwh(cxcywh)[0]
 
-    def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float) -> None:
+    def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float, detected: bool = True) -> None:
+        """Moves the track to a box of ``frame``: a matched detection's, or (``detected=False``) the
+        refiner's box it is carried on, which neither counts as a hit nor changes the score."""
         dt = max(frame - self.last_frame, 1)
         if self.kalman is not None:
             self.kalman.update(tlwh, dt)
@@ -72,9 +75,10 @@ class Track:
             blended = measured if self.hits == 1 else smoothing * measured + (1 - smoothing) * self.velocity
             self.velocity = blended.astype(np.float32)
         self.tlwh = np.asarray(tlwh, np.float32).copy()
-        self.score = float(score)
         self.last_frame = frame
-        self.hits += 1
+        if detected:
+            self.score = float(score)
+            self.hits += 1
 
 
 class Tracker:
@@ -90,13 +94,18 @@ class Tracker:
     - optional ``observe(track, detections, index, frame)``: called when detection ``index`` is
       assigned to ``track`` (a match or a birth), so the stage can keep per-track state in
       ``track.data`` (embedding gallery ...). Networks hold no per-track state.
+
+    The optional ``refiner`` (``mot.refiner.Refiner``) searches every recent track before matching
+    (``refine``), may fuse its box into a matched detection's (``fuse``), carries unmatched
+    confirmed tracks on its box (``carry``) and takes new templates at the end (``remember``).
     """
 
-    def __init__(self, cfg: TrackerConfig, association, timer: StageTimer | None = None):
+    def __init__(self, cfg: TrackerConfig, association, refiner=None, timer: StageTimer | None = None):
         self.cfg = cfg
         #: seconds per stage (prepare, refiner, association, linking, tracker), summed over frames
         self.timer = timer if timer is not None else StageTimer()
         self.association = association
+        self.refiner = refiner
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
 
@@ -121,6 +130,10 @@ class Tracker:
         timer.lap("prepare")
         observe = getattr(self.association, "observe", None)
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
+        refiner = self.refiner
+        if refiner is not None:
+            refiner.refine(live, image, frame)
+            timer.lap("refiner")
         if cfg.cascade:
             groups = [[t for t in live if t.state is TrackState.CONFIRMED],
                       [t for t in live if t.state is not TrackState.CONFIRMED]]
@@ -142,7 +155,8 @@ class Tracker:
 
         out = []
         for track, d in matched:
-            track.update(detections.tlwh[d], detections.scores[d], frame, cfg.velocity_smoothing)
+            box = detections.tlwh[d] if refiner is None else refiner.fuse(track, detections.tlwh[d])
+            track.update(box, detections.scores[d], frame, cfg.velocity_smoothing)
             if observe is not None:
                 observe(track, detections, d, frame)
             if track.state is TrackState.TENTATIVE:
@@ -155,13 +169,21 @@ class Tracker:
             else:
                 track.state = TrackState.CONFIRMED
             if track.state is TrackState.CONFIRMED:
+                if refiner is not None:
+                    out += refiner.release(track)   # carried rows held back until re-found
                 out.append((frame, track.id, track.tlwh, track.score))
 
         matched_ids = {id(t) for t, _ in matched}
         for track in live:
             if id(track) in matched_ids:
                 continue
-            if track.state is TrackState.TENTATIVE:
+            carried = None
+            if refiner is not None and track.state is TrackState.CONFIRMED:
+                carried = refiner.carry(track, frame, detections.tlwh)
+            if carried is not None:
+                track.update(carried, track.score, frame, cfg.velocity_smoothing, detected=False)
+                out += refiner.hold(track, (frame, track.id, track.tlwh.copy(), track.score))
+            elif track.state is TrackState.TENTATIVE:
                 track.state = TrackState.REMOVED
             elif frame - track.last_frame > cfg.max_age:
                 track.state = TrackState.REMOVED
@@ -179,6 +201,12 @@ class Tracker:
                 out.append((frame, track.id, track.tlwh, track.score))
             live.append(track)
         self.tracks = [t for t in live if t.state is not TrackState.REMOVED]
+        if refiner is not None:
+            # New templates from detection boxes only: a carried box may have drifted.
+            born = [t for t in self.tracks if t.start_frame == frame]
+            timer.lap("tracker")
+            refiner.remember([t for t, _ in matched] + born, image)
+            timer.lap("refiner")
         rows = _rows(out)
         timer.lap("tracker")
         return rows

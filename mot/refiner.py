@@ -1,0 +1,253 @@
+"""The per-track SiamRPN refiner: every live track searched in one batch, and the tracker's hooks.
+
+:class:`SiamRPN` is the batched single-object search (templates in, boxes and scores out, with
+SiamRPN's scale/aspect penalty and cosine window). :class:`Refiner` is what the tracker calls:
+
+- :meth:`Refiner.refine` once per frame before matching: searches each recent track's template
+  around its predicted box, and puts ``refined_tlwh`` / ``refined_score`` in ``track.data`` (read
+  by the matcher features ``refiner_iou`` / ``refiner_score``).
+- :meth:`Refiner.fuse` for a matched track: the box to update it with (detection, refined or a mix).
+- :meth:`Refiner.carry` for an unmatched confirmed track: the refined box to carry it on, or None;
+  :meth:`Refiner.hold` / :meth:`Refiner.release` decide when the carried rows are output.
+- :meth:`Refiner.remember` at the end of the frame: new templates for the tracks that got a box
+  from a detection, in one batch.
+
+The network holds no per-track state; each track's template features live in ``track.data``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mot.config import RefinerConfig, RuntimeConfig
+from mot.geometry import cxcywh_to_tlwh, iou_matrix_tlwh, tlwh_to_cxcywh
+from mot.siamrpn import (DEFAULT_WEIGHTS, Pyramid, context_size, crop_regions, decode, load_weights, make_anchors,
+                         square_regions)
+
+_TEMPLATE = "siamrpn_template"    # (2, C, h, h) float32 tensor on the refiner's device
+_CARRIED = "refiner_carried"       # frames in a row carried on the refiner's box
+_RESULT = "refiner_result"         # (frame, (4,) float32 tlwh, score) of the last search
+_HELD = "refiner_held"             # carried output rows waiting for the track to be re-found
+
+
+def resolve_weights(name: str | None):
+    """A bare file name means a file shipped in ``mot/weights``; anything else is a path."""
+    from association.learned import resolve_weights as resolve
+    return DEFAULT_WEIGHTS if not name else resolve(name)
+
+
+def resolve_device(device: str) -> torch.device:
+    from association.siamese import resolve_device as resolve
+    return resolve(device)
+
+
+class SiamRPN:
+    """Batched SiamRPN search; stateless between calls.
+
+    Args:
+        weights: a weights file from :func:`mot.siamrpn.save_weights` (None: the shipped one).
+        device: ``auto`` (CUDA when present; crops, templates and decoding then stay on the GPU),
+            ``cpu`` or ``cuda[:N]``.
+        penalty_k: SiamRPN scale/aspect change penalty.
+        window_influence: weight of the cosine window.
+        size_lr: size update rate (multiplied by penalty x score of the chosen anchor).
+        batch_size: pairs per forward pass.
+        threads: PyTorch CPU threads (0 leaves the default).
+    """
+
+    def __init__(self, weights=None, device: str = "auto", penalty_k: float = 0.1, window_influence: float = 0.4,
+                 size_lr: float = 0.4, batch_size: int = 64, threads: int = 0):
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self.net, self.meta = load_weights(resolve_weights(weights) if isinstance(weights, str) or weights is None
+                                           else weights)
+        self.net.to(self.device)
+        self.geometry = g = self.net.geometry
+        self.penalty_k, self.window_influence, self.size_lr = penalty_k, window_influence, size_lr
+        self.batch_size = batch_size
+        self._pyramid = None
+        self.anchors = torch.from_numpy(make_anchors(g).reshape(-1, 4)).to(self.device)   # (A, 4) cxcywh
+        hann = np.hanning(g.score_size + 2)[1:-1]
+        window = np.tile(np.outer(hann, hann).reshape(1, -1), (g.k, 1)).reshape(-1)
+        self.window = torch.from_numpy(window.astype(np.float32)).to(self.device)        # (A,)
+
+    def _input(self, image_bgr: np.ndarray, regions: np.ndarray, size: int) -> torch.Tensor:
+        # One pyramid per frame, shared by the searches and the new templates of that frame.
+        if self._pyramid is None or self._pyramid.levels[0] is not image_bgr:
+            self._pyramid = Pyramid(image_bgr)
+        return torch.from_numpy(crop_regions(self._pyramid, regions, size)).to(self.device)
+
+    @torch.no_grad()
+    def templates(self, image_bgr: np.ndarray, tlwh: np.ndarray) -> torch.Tensor:
+        """Template features of boxes.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR frame.
+            tlwh: (N, 4) float32 target boxes (0-based pixels); may reach outside the frame.
+
+        Returns:
+            (N, 2, C, h, h) float32 tensor on the device (row i belongs to box i).
+        """
+        tlwh = np.asarray(tlwh, np.float32).reshape(-1, 4)
+        regions = square_regions(tlwh_to_cxcywh(tlwh)[:, :2], context_size(tlwh, self.geometry.context))
+        parts = [self.net.template(self._input(image_bgr, regions[i:i + self.batch_size], self.geometry.template_size))
+                 for i in range(0, len(tlwh), self.batch_size)]
+        return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
+
+    @torch.no_grad()
+    def search(self, image_bgr: np.ndarray, templates: torch.Tensor, tlwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Finds each template's target near its expected box, all in one batch.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR frame.
+            templates: (N, 2, C, h, h) from :meth:`templates`.
+            tlwh: (N, 4) float32 expected boxes (0-based pixels): the search is centred on each and
+                scaled by its size, which is also the size the penalties compare against.
+
+        Returns:
+            boxes: (N, 4) float32 tlwh refined boxes (0-based pixels).
+            scores: (N,) float32 the chosen anchor's target probability in [0, 1].
+        """
+        tlwh = np.asarray(tlwh, np.float32).reshape(-1, 4)
+        if not len(tlwh):
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        g = self.geometry
+        prior = tlwh_to_cxcywh(tlwh)
+        regions = square_regions(prior[:, :2], context_size(tlwh, g.context) * g.search_size / g.template_size)
+        boxes, scores = [], []
+        for i in range(0, len(tlwh), self.batch_size):
+            sl = slice(i, i + self.batch_size)
+            cls, loc = self.net.search(templates[sl], self._input(image_bgr, regions[sl], g.search_size))
+            b, s = self._select(cls, loc, torch.from_numpy(prior[sl]).to(self.device),
+                                torch.from_numpy(regions[sl]).to(self.device))
+            boxes.append(b)
+            scores.append(s)
+        boxes = torch.cat(boxes).cpu().numpy()
+        return cxcywh_to_tlwh(boxes), torch.cat(scores).cpu().numpy().astype(np.float32)
+
+    def _select(self, cls, loc, prior, regions):
+        """SiamRPN's choice of one anchor per pair: penalised score + cosine window, smoothed size.
+
+        Returns (B, 4) cxcywh image boxes and (B,) raw target probabilities, on the device.
+        """
+        b = cls.shape[0]
+        score = torch.softmax(cls, dim=2)[:, :, 1].reshape(b, -1)                  # (B, A)
+        deltas = loc.permute(0, 1, 3, 4, 2).reshape(b, -1, 4)
+        pred = decode(self.anchors[None], deltas)                                  # crop pixels
+        scale = regions[:, 2:3] / self.geometry.search_size                        # image px per crop px
+        tw, th = prior[:, 2:3] / scale, prior[:, 3:4] / scale
+
+        def sz(w, h):
+            pad = (w + h) * 0.5
+            return torch.sqrt((w + pad) * (h + pad))
+
+        def change(r):
+            return torch.maximum(r, 1.0 / r)
+
+        pw, ph = pred[..., 2].clamp(min=1e-3), pred[..., 3].clamp(min=1e-3)
+        s_c = change(sz(pw, ph) / sz(tw, th))
+        r_c = change((tw / th) / (pw / ph))
+        penalty = torch.exp(-(r_c * s_c - 1.0) * self.penalty_k)
+        pscore = penalty * score * (1 - self.window_influence) + self.window[None] * self.window_influence
+        best = torch.argmax(pscore, dim=1)
+        rows = torch.arange(b, device=cls.device)
+        chosen, best_score = pred[rows, best], score[rows, best]
+        lr = (penalty[rows, best] * best_score * self.size_lr)[:, None]
+        centre = regions[:, :2] + regions[:, 2:] / 2
+        xy = centre + chosen[:, :2] * scale
+        wh = prior[:, 2:] * (1 - lr) + chosen[:, 2:] * scale * lr
+        return torch.cat([xy, wh], dim=1), best_score
+
+
+class Refiner:
+    """The tracker's use of the refiner, as switched in :class:`mot.config.RefinerConfig`."""
+
+    needs_image = True
+
+    def __init__(self, cfg: RefinerConfig, runtime: RuntimeConfig | None = None, searcher: SiamRPN | None = None):
+        self.cfg = cfg
+        runtime = runtime or RuntimeConfig()
+        self.searcher = searcher or SiamRPN(cfg.weights, runtime.device, cfg.penalty_k, cfg.window_influence,
+                                            cfg.size_lr, cfg.batch_size, runtime.torch_threads)
+
+    def refine(self, tracks: list, image_bgr: np.ndarray, frame: int) -> None:
+        """Searches every track boxed within ``max_search_gap`` frames, in one batch.
+
+        Sets ``track.data["refined_tlwh"]`` ((4,) float32 tlwh) and ``["refined_score"]`` (float)
+        when ``features`` is on; tracks not searched lose them (a stale box would mislead).
+        """
+        todo = []
+        for t in tracks:
+            t.data.pop("refined_tlwh", None)
+            t.data.pop("refined_score", None)
+            t.data.pop(_RESULT, None)
+            if _TEMPLATE in t.data and frame - t.last_frame <= self.cfg.max_search_gap:
+                todo.append(t)
+        if not todo or image_bgr is None:
+            return
+        expected = np.array([t.predict(frame) for t in todo], np.float32)
+        boxes, scores = self.searcher.search(image_bgr, torch.stack([t.data[_TEMPLATE] for t in todo]), expected)
+        for t, box, score in zip(todo, boxes, scores):
+            t.data[_RESULT] = (frame, box, float(score))
+            if self.cfg.features:
+                t.data["refined_tlwh"] = box
+                t.data["refined_score"] = float(score)
+
+    def fuse(self, track, tlwh: np.ndarray) -> np.ndarray:
+        """The box a matched track is updated with: (4,) float32 tlwh."""
+        result = track.data.get(_RESULT)
+        if self.cfg.fuse == "none" or result is None or result[2] < self.cfg.fuse_min_score:
+            return tlwh
+        if self.cfg.fuse == "replace":
+            return result[1].copy()
+        w = self.cfg.fuse_weight
+        return (w * result[1] + (1 - w) * np.asarray(tlwh, np.float32)).astype(np.float32)
+
+    def carry(self, track, frame: int, frame_tlwh: np.ndarray) -> np.ndarray | None:
+        """The refined box to carry an unmatched confirmed track on, or None.
+
+        Args:
+            track: the track (confirmed, unmatched in this frame).
+            frame: the current frame.
+            frame_tlwh: (D, 4) float32 all detection boxes of the frame: a refined box overlapping
+                one by ``carry_max_overlap`` or more is not carried (that person is detected, or
+                the search slid onto someone else).
+        """
+        result = track.data.get(_RESULT)
+        if not self.cfg.carry or result is None or result[0] != frame or result[2] < self.cfg.carry_min_score:
+            return None
+        if track.data.get(_CARRIED, 0) >= self.cfg.carry_max_frames:
+            return None
+        if len(frame_tlwh) and iou_matrix_tlwh(result[1][None], frame_tlwh).max() >= self.cfg.carry_max_overlap:
+            return None
+        track.data[_CARRIED] = track.data.get(_CARRIED, 0) + 1
+        return result[1].copy()
+
+    def hold(self, track, row: tuple) -> list:
+        """The output rows of a carried frame: ``[row]`` now (``carry_output: immediate``), or none
+        yet (``on_rematch``: kept in ``track.data`` until a detection is matched to the track again,
+        and dropped with the track if none is, so a track that left or was false adds nothing)."""
+        if self.cfg.carry_output == "immediate":
+            return [row]
+        track.data.setdefault(_HELD, []).append(row)
+        return []
+
+    def release(self, track) -> list:
+        """The held rows of a track that a detection was just matched to (and forgets them)."""
+        return track.data.pop(_HELD, [])
+
+    def remember(self, tracks: list, image_bgr: np.ndarray) -> None:
+        """New templates from the tracks' current boxes (the tracks matched or born this frame)."""
+        if not tracks or image_bgr is None:
+            return
+        feats = self.searcher.templates(image_bgr, np.array([t.tlwh for t in tracks], np.float32))
+        for t, f in zip(tracks, feats):
+            t.data[_TEMPLATE] = f
+            t.data[_CARRIED] = 0
+
+
+def build_refiner(cfg: RefinerConfig, runtime: RuntimeConfig | None = None) -> Refiner | None:
+    """The refiner, or None when ``cfg.enabled`` is off (no network is loaded)."""
+    return Refiner(cfg, runtime) if cfg.enabled else None
