@@ -77,14 +77,16 @@ def speed_summary(timings: list[dict], frames: int, seconds: float) -> dict:
             "ms_per_frame": {k: round(1000 * v / frames, 3) for k, v in stage_s.items()} if frames else {}}
 
 
-def run_ours(data, configs, out_dir: Path, det_file: str, seqs, threads: int, overrides: list[str], log) -> dict:
-    """Each config through the pipeline: metrics per sequence, combined, failures and speed."""
+def run_ours(data, configs: dict, out_dir: Path, seqs, log) -> dict:
+    """Each config through the pipeline: metrics per sequence, combined, failures and speed.
+
+    Args:
+        configs: name -> (file, loaded :class:`mot.config.Config`).
+    """
     from mot.pipeline import run
     out = {}
-    for path in configs:
-        name = Path(path).stem
+    for name, (path, cfg) in configs.items():
         log(f"ours: {name}")
-        cfg = _our_config(path, det_file, threads, overrides)
         report = run(data, cfg, out_dir / "ours" / name, seqs=seqs, progress=False)
         ok = [r for r in report.runs if not r.error]
         data_json = report.metrics_json()
@@ -97,17 +99,18 @@ def run_ours(data, configs, out_dir: Path, det_file: str, seqs, threads: int, ov
 
 
 def density_curve(config: str, out_dir: Path, people=DENSITY_PEOPLE, frames: int = 20, repeats: int = 3,
-                  threads: int = 1, overrides: list[str] = (), log=print) -> dict:
+                  threads: int = 1, overrides: list[str] = (), log=print, cfg=None) -> dict:
     """Our pipeline on generated 1920x1080 sequences with ``people`` persons per frame, on CPU.
 
-    Each sequence is tracked ``repeats`` times; the medians over the repeats are reported.
+    Each sequence is tracked ``repeats`` times; the medians over the repeats are reported. ``cfg``:
+    the config already loaded from ``config`` (else it is loaded here).
     """
     from mot.pipeline import track_sequence
     from mot.sequence import open_folder
     from mot.synthetic import SyntheticSpec, generate_sequence
     from mot.timing import StageTimer
 
-    cfg = _our_config(config, "det/det.txt", threads, list(overrides))
+    cfg = cfg or _our_config(config, "det/det.txt", threads, list(overrides))
     w, h = DENSITY_SIZE
     rows = []
     for n in people:
@@ -187,14 +190,18 @@ def benchmark(data, out_dir, configs=DEFAULT_CONFIGS, peers=None, det_file: str 
     for c in list(configs) + [density_config]:
         if not Path(c).is_file():
             raise UserError(f"{c}: config file not found")
+    # Every input is read before any work: files edited while the benchmark runs change nothing in it.
+    loaded = {Path(c).stem: (str(c), _our_config(c, det_file, threads, list(overrides))) for c in configs}
+    density_cfg = _our_config(density_config, "det/det.txt", threads, list(overrides)) if density else None
+    earlier = _earlier_peers(reuse_peers, data, det_file) if reuse_peers else None
     started = time.perf_counter()
     result = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "data": str(data),
               "det_file": det_file, "machine": machine()}
-    result["ours"] = run_ours(data, configs, out_dir, det_file, seqs, threads, list(overrides), log)
+    result["ours"] = run_ours(data, loaded, out_dir, seqs, log)
     chosen = tuple(peer_mod.PEERS if peers is None else peers)
     if reuse_peers:
-        result["peers"] = _earlier_peers(reuse_peers, data, det_file)
+        result["peers"] = earlier
     elif chosen:
         sweep = peer_mod.run_peers(data, chosen, det_file, tuple(scalings or peer_mod.SCALINGS), seqs, peer_python,
                                    out_dir / "peers", log=log)
@@ -202,7 +209,7 @@ def benchmark(data, out_dir, configs=DEFAULT_CONFIGS, peers=None, det_file: str 
     else:
         result["peers"] = None
     result["density"] = (density_curve(density_config, out_dir, density, density_frames, repeats, threads,
-                                       overrides, log) if density else None)
+                                       overrides, log, density_cfg) if density else None)
     result["detector_costs"] = detector_costs(log=log) if detectors else {"status": "not measured (--no-detector-cost)"}
     result["machine"]["load_average_at_end"] = machine()["load_average_1_5_15min"]
     result["seconds"] = round(time.perf_counter() - started, 1)
