@@ -87,6 +87,9 @@ def run_ours(data, configs: dict, out_dir: Path, seqs, log) -> dict:
     out = {}
     for name, (path, cfg) in configs.items():
         log(f"ours: {name}")
+        folder = out_dir / "ours" / name
+        for stale in [*folder.glob("*.txt"), folder / "metrics.json"]:  # an earlier run's, not this one's
+            stale.unlink(missing_ok=True)
         report = run(data, cfg, out_dir / "ours" / name, seqs=seqs, progress=False)
         ok = [r for r in report.runs if not r.error]
         data_json = report.metrics_json()
@@ -126,7 +129,11 @@ def density_curve(config: str, out_dir: Path, people=DENSITY_PEOPLE, frames: int
             log(f"density: {n} people, run {r + 1}/{repeats}")
             timer = StageTimer()
             start = time.perf_counter()
-            track_sequence(seq, cfg, timer=timer)
+            try:
+                track_sequence(seq, cfg, timer=timer)
+            except UserError as exc:  # the config cannot run (a missing model ...): reported, not fatal
+                return {"config": str(config), "error": str(exc), "rows": [], "frames": frames,
+                        "repeats": repeats, "threads": threads}
             wall = time.perf_counter() - start
             s = speed_summary([timer.as_dict()], frames, wall)
             fps.append(s["fps"])
@@ -287,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
 def failures(result: dict) -> list[str]:
     """Every failure the report lists, one line each (sequences that could not run, peers that failed)."""
     lines = [f"{name}: {err}" for name, r in result["ours"].items() for err in r["failed"].values()]
+    if (result.get("density") or {}).get("error"):
+        lines.append(f"density: {result['density']['error']}")
     if result.get("peers"):
         lines += [f"peers: {err}" for err in result["peers"]["failed"].values()]
         lines += [f"{p}: {err}" for p, r in result["peers"]["peers"].items() for err in r["failed"].values()]

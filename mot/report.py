@@ -144,7 +144,9 @@ def markdown(result: dict, plots: dict[str, str | None]) -> str:
         parts.append(f"![per-stage time]({plots['stages']})\n")
     d = result.get("density")
     parts.append("## Cost vs people per frame (generated 1920x1080 sequences)\n")
-    if d:
+    if d and d.get("error"):
+        parts.append(f"Config `{d['config']}` could not run: {d['error']}.\n")
+    elif d:
         parts.append(f"Config `{d['config']}` on CPU ({d['threads']} torch thread), {d['frames']} frames per "
                      f"sequence, everyone in view in every frame; medians over {d['repeats']} runs. Detections per "
                      "frame are fewer than people where people hide each other.\n")
@@ -276,7 +278,7 @@ def write_report(result: dict, out_dir) -> Path:
         if result["ours"]:
             plot_stages(result, out / "stages.png")
             plots["stages"] = "stages.png"
-        if result.get("density"):
+        if (result.get("density") or {}).get("rows"):
             plot_density(result["density"], out / "density.png")
             plots["density"] = "density.png"
     atomic_write_text(out / "report.json", json.dumps(result, indent=1) + "\n")

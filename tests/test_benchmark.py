@@ -184,3 +184,16 @@ def test_cli_reuses_earlier_peer_results(report_without_peers, tiny_root, tmp_pa
     assert main(args + ["--det-file", "det/other.txt"]) == 2  # those peers ran on other detections
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "its peers ran on" in err[0] and err[0].endswith("det/other.txt")
+
+
+def test_a_config_that_cannot_run_is_reported_not_fatal(tiny_root, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("association:\n  type: learned\n  params:\n    features: [iou]\n    matcher: /nonexistent/m.json\n")
+    code = main(["--data", str(tiny_root), "--out", str(tmp_path / "out"), "--configs", IOU, str(bad),
+                 "--peers", "none", "--density", "3", "--density-frames", "3", "--repeats", "1",
+                 "--density-config", str(bad), "--no-detector-cost", "--quiet"])
+    assert code == 1
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "could not run: /nonexistent/m.json" in md
+    assert "- bad: TINY-A:" not in md and "- bad: /nonexistent/m.json: matcher model not found" in md
+    assert "| iou_only | TINY-A |" in md  # the config that can run still ran
