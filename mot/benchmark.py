@@ -293,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def failures(result: dict) -> list[str]:
     """Every failure the report lists, one line each (sequences that could not run, peers that failed)."""
-    lines = [f"{name}: {err}" for name, r in result["ours"].items() for err in r["failed"].values()]
+    lines = [f"{name}: {err if err.startswith(seq) else f'{seq}: {err}'}"
+             for name, r in result["ours"].items() for seq, err in r["failed"].items()]
     if (result.get("density") or {}).get("error"):
         lines.append(f"density: {result['density']['error']}")
     if result.get("peers"):

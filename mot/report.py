@@ -227,9 +227,10 @@ def _stacked(ax, names: list[str], stage_rows: list[dict], horizontal: bool) -> 
         else:
             ax.bar(pos, vals, bottom=base, label=k)
         base = [b + v for b, v in zip(base, vals)]
-    for p, total in zip(pos, base):
+    for p, total, r in zip(pos, base, stage_rows):
         if horizontal:
-            ax.text(total, p, f" {_ms(total)} ms", va="center", fontsize=8)
+            ran = any(v is not None for v in r.values())
+            ax.text(total, p, f" {_ms(total)} ms" if ran else " did not run", va="center", fontsize=8)
         else:
             ax.text(p, total, f"{_ms(total)} ms", ha="center", va="bottom", fontsize=8)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="stage", title_fontsize=8)
