@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from association.flow import FlowComputer, FlowParams
-from association.patches import PAD_BGR, PatchParams, crop_resize
+from association.patches import PAD_BGR, PatchParams, colour_histograms, crop_resize
 from association.siamese import AppearanceModel, AppearanceParams, embedding_distance
 from mot.io import read_ground_truth
 from mot.sequence import Sequence
@@ -32,22 +32,10 @@ from mot.sequence import Sequence
 Embedder = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
 
 
-def luv_histograms(image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr=None, bins: int = 8) -> np.ndarray:
-    """Colour-histogram baseline: joint LUV histograms of the upper and lower half of each box.
-
-    Returns:
-        (N, 2 * bins^3) float32 square roots of the normalised histograms, so that the Euclidean
-        distance between two rows is the Hellinger distance times sqrt(2).
-    """
-    p = PatchParams()
-    crops = crop_resize(image_bgr, tlwh, p.height, p.width, pad_value=PAD_BGR)
-    out = np.zeros((len(crops), 2, bins ** 3), np.float32)
-    for i, crop in enumerate(crops):
-        luv = cv2.cvtColor(crop, cv2.COLOR_BGR2Luv)
-        for half, part in enumerate((luv[:p.height // 2], luv[p.height // 2:])):
-            hist = cv2.calcHist([part], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).reshape(-1)
-            out[i, half] = np.sqrt(hist / max(hist.sum(), 1.0))
-    return out.reshape(len(crops), -1) / np.sqrt(2.0)
+def luv_histograms(image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr=None) -> np.ndarray:
+    """Colour-histogram baseline (:func:`association.patches.colour_histograms`): (N, 1024) float32,
+    the Euclidean distance between two rows is the Hellinger distance times sqrt(2)."""
+    return colour_histograms(image_bgr, tlwh)
 
 
 def imagenet_embedder() -> tuple[Embedder | None, str]:
@@ -224,8 +212,10 @@ def siamese_embedders(weights: str | None, noflow_weights: str | None, device: s
     """The Siamese variants: shipped (flow on), the same with flow zeroed, and a LUV-only model."""
     out = {}
     model = AppearanceModel(AppearanceParams(weights=weights), device=device)
-    out["siamese LUV+flow"] = model.embed
-    if model.flow_params is not None:
+    if model.flow_params is None:
+        out["siamese LUV only"] = model.embed
+    else:
+        out["siamese LUV+flow"] = model.embed
         zeroed = AppearanceModel(AppearanceParams(weights=weights, use_flow=False), device=device)
         out["siamese LUV+flow, flow zeroed"] = zeroed.embed
     if noflow_weights:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: Per-channel mean and spread of OpenCV's 8-bit LUV (L scaled to 0..255; u, v offset so that
-#: grey sits at about 96 and 136), used to bring the channels to roughly zero mean, unit spread.
-LUV_MEAN = np.array([128.0, 96.0, 136.0], np.float32)
-LUV_STD = np.array([64.0, 16.0, 16.0], np.float32)
+#: Per-channel mean and spread of OpenCV's 8-bit LUV over people crops of the development data
+#: (L scaled to 0..255; u, v offset so that grey sits at about 96 and 136), used to bring the
+#: channels to about zero mean and unit spread (u and v vary far less than L).
+LUV_MEAN = np.array([120.0, 98.0, 140.0], np.float32)
+LUV_STD = np.array([64.0, 10.0, 12.0], np.float32)
 #: Grey (BGR) used to pad the parts of a box outside the image: neutral in u and v.
 PAD_BGR = (128, 128, 128)
 
@@ -105,3 +106,29 @@ def crop_patches(image_bgr: np.ndarray, tlwh: np.ndarray, params: PatchParams | 
     params = params or PatchParams()
     crops = crop_resize(image_bgr, tlwh, params.height, params.width, pad_value=PAD_BGR)
     return bgr_to_luv_normalised(crops)
+
+
+def colour_histograms(image_bgr: np.ndarray, tlwh: np.ndarray, bins: int = 8,
+                      params: PatchParams | None = None) -> np.ndarray:
+    """Joint LUV colour histograms of the upper and lower half of every box.
+
+    Args:
+        image_bgr: (H, W, 3) uint8 BGR frame.
+        tlwh: (N, 4) float32 boxes, 0-based pixels (padded with grey outside the frame).
+        bins: bins per LUV channel.
+        params: the patch each box is resized to before counting.
+
+    Returns:
+        (N, 2 * bins^3) float32 square roots of the normalised histograms over sqrt(2): each row has
+        unit norm, so ``1 - a @ b`` is one minus the Bhattacharyya coefficient averaged over the halves.
+    """
+    params = params or PatchParams()
+    crops = crop_resize(image_bgr, tlwh, params.height, params.width, pad_value=PAD_BGR)
+    out = np.zeros((len(crops), 2, bins ** 3), np.float32)
+    half = params.height // 2
+    for i, crop in enumerate(crops):
+        luv = cv2.cvtColor(crop, cv2.COLOR_BGR2Luv)
+        for j, part in enumerate((luv[:half], luv[half:])):
+            hist = cv2.calcHist([part], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).reshape(-1)
+            out[i, j] = np.sqrt(hist / max(hist.sum(), 1.0))
+    return out.reshape(len(crops), -1) / np.sqrt(2.0)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from association.flow import FlowComputer, FlowParams, crop_flow
-from association.patches import PatchParams, crop_patches
+from association.patches import LUV_MEAN, LUV_STD, PatchParams, crop_patches
 from mot.errors import UserError
 
 #: The format of the saved weights file; bump it when the network or its inputs change.
@@ -151,7 +151,8 @@ def network_meta(net: SiameseNet, patch: PatchParams, flow: FlowParams | None, *
             "embedding_dim": net.project.out_features, "width": net.features[0][0].out_channels,
             "stripes": net.pool.output_size[0], "use_flow": flow is not None,
             "flow_method": flow.method if flow else "", "flow_downscale": flow.downscale if flow else 0.0,
-            "flow_preset": flow.dis_preset if flow else "", **extra}
+            "flow_preset": flow.dis_preset if flow else "", "luv_mean": LUV_MEAN.tolist(),
+            "luv_std": LUV_STD.tolist(), **extra}
 
 
 def load_weights(path: str | Path) -> tuple[SiameseNet, dict]:
@@ -175,6 +176,9 @@ def load_weights(path: str | Path) -> tuple[SiameseNet, dict]:
     meta = blob["meta"]
     if meta.get("version") != WEIGHTS_VERSION:
         raise UserError(f"{path}: weights version {meta.get('version')!r}, this code reads {WEIGHTS_VERSION}")
+    if meta.get("luv_mean") != LUV_MEAN.tolist() or meta.get("luv_std") != LUV_STD.tolist():
+        raise UserError(f"{path}: weights were trained with another LUV normalisation "
+                        f"({meta.get('luv_mean')}, {meta.get('luv_std')}); retrain them")
     try:
         net = SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"])
         net.load_state_dict(blob["state_dict"])

@@ -2,7 +2,8 @@
 """Trains the Siamese appearance network and writes its weights (default: the shipped file).
 
 Example (reproduces mot/weights/siamese.pt):
-    python scripts/train_siamese.py --data ../shared/data/mot15 --reid ../shared/data/reid/VIPeR
+    python scripts/train_siamese.py --data ../shared/data/mot15 ../shared/data/MOT17-mini \\
+        --reid ../shared/data/reid/VIPeR
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from mot.errors import UserError
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="folder of MOTChallenge-layout sequences with gt")
+    ap.add_argument("--data", required=True, nargs="+", help="folders of MOTChallenge-layout sequences with gt")
     ap.add_argument("--reid", help="optional folder of identity-labelled crops (VIPeR layout)")
     ap.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="weights file to write")
     ap.add_argument("--cache", help="crop cache folder (default ~/.cache/siamese-mot)")

@@ -140,7 +140,11 @@ def test_weights_errors_are_one_line(tmp_path, weights):
     with pytest.raises(UserError, match="do not match their metadata") as info:
         load_weights(tmp_path / "mismatch.pt")
     assert "\n" not in str(info.value)
-    blob["meta"].update(in_channels=5, version=999)
+    blob["meta"].update(in_channels=5, luv_std=[1.0, 1.0, 1.0])
+    torch.save(blob, tmp_path / "luv.pt")
+    with pytest.raises(UserError, match="LUV normalisation"):
+        load_weights(tmp_path / "luv.pt")
+    blob["meta"].update(version=999)
     torch.save(blob, tmp_path / "version.pt")
     with pytest.raises(UserError, match="version"):
         load_weights(tmp_path / "version.pt")
