@@ -55,11 +55,20 @@ class _Mil:
         self.trackers = {}
 
     def start(self, key, image, tlwh):
+        # TrackerMIL needs a box inside the image (it fails with bad_alloc on one reaching out).
+        h, w = image.shape[:2]
+        x0, y0 = max(int(round(tlwh[0])), 0), max(int(round(tlwh[1])), 0)
+        x1, y1 = min(int(round(tlwh[0] + tlwh[2])), w), min(int(round(tlwh[1] + tlwh[3])), h)
         t = cv2.TrackerMIL_create()
-        t.init(image, tuple(int(round(v)) for v in tlwh))
+        try:
+            t.init(image, (x0, y0, max(x1 - x0, 2), max(y1 - y0, 2)))
+        except cv2.error:
+            t = None                  # counted as lost: its box stays where it started
         self.trackers[key] = t
 
     def step(self, key, image, prev):
+        if self.trackers[key] is None:
+            return prev
         ok, box = self.trackers[key].update(image)
         return np.asarray(box, np.float32) if ok else prev
 
