@@ -62,14 +62,15 @@ def _embeddings(ctx: FeatureContext):
     return ctx.detections.extras.get("embeddings")
 
 
-def _gallery_distances(ctx: FeatureContext, reduce) -> np.ndarray:
-    """Cosine distance of each detection embedding to each track's gallery, reduced over the gallery."""
-    emb = _embeddings(ctx)
+def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", gallery_key: str = "gallery"):
+    """Cosine distance of each detection's descriptor (``detections.extras[extra]``, unit rows) to
+    each track's gallery of them (``track.data[gallery_key]``), reduced over the gallery."""
+    emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
     for i, track in enumerate(ctx.tracks):
-        gallery = track.data.get("gallery")
+        gallery = track.data.get(gallery_key)
         if gallery:
             g = np.asarray(gallery, np.float32)                # (G, E), L2-normalised
             out[i] = reduce(1.0 - g @ emb.T, axis=0)           # (D,)
@@ -97,6 +98,18 @@ def appearance_ema(ctx):
         if ema is not None:
             out[i] = 1.0 - (emb @ (ema / max(np.linalg.norm(ema), 1e-12)))
     return out
+
+
+def colour_min(ctx):
+    """Smallest 1 - Bhattacharyya coefficient between the detection's LUV colour histograms and the
+    track's recent ones."""
+    return _gallery_distances(ctx, np.min, "histograms", "colour_gallery")
+
+
+def colour_mean(ctx):
+    """Mean 1 - Bhattacharyya coefficient between the detection's LUV colour histograms and the
+    track's recent ones."""
+    return _gallery_distances(ctx, np.mean, "histograms", "colour_gallery")
 
 
 def iou(ctx):
@@ -171,6 +184,8 @@ FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
     "appearance_min": appearance_min,
     "appearance_mean": appearance_mean,
     "appearance_ema": appearance_ema,
+    "colour_min": colour_min,
+    "colour_mean": colour_mean,
     "iou": iou,
     "centre_distance": centre_distance,
     "motion_error": motion_error,
@@ -184,7 +199,8 @@ FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
     "refiner_score": refiner_score,
 }
 
-APPEARANCE_FEATURES = ("appearance_min", "appearance_mean", "appearance_ema")
+APPEARANCE_FEATURES = ("appearance_min", "appearance_mean", "appearance_ema")  # from the Siamese CNN
+COLOUR_FEATURES = ("colour_min", "colour_mean")  # from LUV colour histograms of the same boxes
 # The default context features. track_age and track_hits are registered but left out: trained on
 # teacher-driven tracks, they taught the matcher to distrust young tracks, which fragmented real
 # people's tracks at inference (leave-one-sequence-out IDF1 fell on 3 of 4 mot15 sequences).

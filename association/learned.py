@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from association.features import (APPEARANCE_FEATURES, CONTEXT_FEATURES, FeatureContext, check_names, compute,
-                                  motion_error)
+from association.features import (APPEARANCE_FEATURES, COLOUR_FEATURES, CONTEXT_FEATURES, FeatureContext,
+                                  check_names, compute, motion_error)
 from association.matcher import Matcher
+from association.patches import colour_histograms
+from mot.config import from_dict
+from mot.errors import UserError
 from mot.types import Detections
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "mot" / "weights"
@@ -24,7 +28,7 @@ def resolve_weights(name: str) -> Path:
 
 @dataclass
 class LearnedParams:
-    features: list[str] = field(default_factory=lambda: list(APPEARANCE_FEATURES + CONTEXT_FEATURES))
+    features: list[str] = field(default_factory=lambda: list(APPEARANCE_FEATURES + COLOUR_FEATURES + CONTEXT_FEATURES))
     matcher: str = "matcher_default.json"   # a shipped name in mot/weights, or a path
     min_prob: float = 0.3                   # pairs less likely than this never link
     max_distance: float = 4.0               # pairs further apart than this many track heights never link
@@ -33,11 +37,29 @@ class LearnedParams:
     appearance: dict = field(default_factory=dict)  # AppearanceParams (association/siamese.py)
 
     def validate(self):
+        try:
+            # Checked against the embedder's own params, and filled in so the saved config is whole.
+            self.appearance = dataclasses.asdict(appearance_params(self.appearance))
+        except UserError as exc:
+            return str(exc).removeprefix("config: ")
         if not 0 < self.min_prob < 1:
             return "min_prob must be in (0, 1)"
         if self.gallery_size < 1:
             return "gallery_size must be >= 1"
         return check_names(self.features)
+
+
+def appearance_params(raw: dict):
+    """The ``appearance`` section checked against the embedder's own params."""
+    from association.siamese import AppearanceParams
+    return from_dict(AppearanceParams, raw, "association.params.appearance")
+
+
+def build_appearance_model(raw: dict, runtime=None):
+    """The Siamese embedder for the ``appearance`` section, on the runtime's device."""
+    from association.siamese import AppearanceModel
+    return AppearanceModel(appearance_params(raw), device=runtime.device if runtime else "auto",
+                           threads=runtime.torch_threads if runtime else 0)
 
 
 class LearnedAssociation:
@@ -55,23 +77,26 @@ class LearnedAssociation:
         self.max_cost = float(-np.log(params.min_prob))
         self.matcher = self._load_matcher()
         self.uses_appearance = any(f in APPEARANCE_FEATURES for f in params.features)
-        self.needs_image = self.uses_appearance
+        self.uses_colour = any(f in COLOUR_FEATURES for f in params.features)
+        self.needs_image = self.uses_appearance or self.uses_colour
         self.embedder = None
         self._previous_image = None
         if self.uses_appearance:
-            from association.siamese import build_appearance_model
             self.embedder = build_appearance_model(params.appearance, runtime)
 
     def _load_matcher(self) -> Matcher | None:
         return Matcher.load(resolve_weights(self.params.matcher), self.params.features)
 
     def prepare(self, detections: Detections, image, frame: int) -> Detections:
-        """Attaches ``extras["embeddings"]`` (D, E) float32 when appearance is on."""
-        if self.embedder is None:
-            return detections
-        emb = self.embedder.embed(image, detections.tlwh, self._previous_image)
-        self._previous_image = image
-        return detections.with_extras(embeddings=emb)
+        """Attaches ``extras["embeddings"]`` (D, E) float32 when the Siamese features are on and
+        ``extras["histograms"]`` (D, H) float32 when the colour features are."""
+        extras = {}
+        if self.embedder is not None:
+            extras["embeddings"] = self.embedder.embed(image, detections.tlwh, self._previous_image)
+            self._previous_image = image
+        if self.uses_colour:
+            extras["histograms"] = colour_histograms(image, detections.tlwh)
+        return detections.with_extras(**extras) if extras else detections
 
     def cost(self, tracks: list, detections: Detections, frame: int, image=None) -> np.ndarray:
         """(T, D) float32: -log P(same); gated pairs are +inf."""
@@ -83,7 +108,11 @@ class LearnedAssociation:
         return cost.astype(np.float32)
 
     def observe(self, track, detections: Detections, index: int, frame: int) -> None:
-        """Adds the detection's embedding to the track's gallery and moving average."""
+        """Adds the detection's embedding (and colour histograms) to the track's galleries, and the
+        embedding to its moving average."""
+        hist = detections.extras.get("histograms")
+        if hist is not None:
+            track.data.setdefault("colour_gallery", deque(maxlen=self.params.gallery_size)).append(hist[index])
         emb = detections.extras.get("embeddings")
         if emb is None:
             return

@@ -15,11 +15,17 @@ import tempfile
 from pathlib import Path
 
 from mot.errors import UserError
+from mot.io import atomic_write_text
 
 
 def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[str], out: Path,
-         seqs: list[str] | None = None, cache: Path | None = None) -> dict:
+         seqs: list[str] | None = None, cache: Path | None = None,
+         siamese: dict[str, str] | None = None) -> dict:
     """Runs the study.
+
+    Args:
+        siamese: Siamese weights per left-out sequence (trained without it); a sequence not named
+            uses the configured (shipped) weights, which must then not have seen it.
 
     Returns:
         ``{sequence: {config: metrics}}``.
@@ -39,6 +45,9 @@ def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[st
         for name, cfg_path in configs.items():
             overrides = [f"detector.params.file={det_file}"]
             cfg = load_config(cfg_path, overrides)
+            if cfg.association.type == "learned" and test.name in (siamese or {}):
+                overrides.append(f"association.params.appearance.weights={siamese[test.name]}")
+                cfg = load_config(cfg_path, overrides)
             if cfg.association.type == "learned":
                 x, y = collect_many(others[:-1], cfg, train_det_files, cache)
                 xv, yv = collect_many(others[-1:], cfg, train_det_files, cache)
@@ -55,17 +64,36 @@ def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[st
     return table
 
 
-def markdown(table: dict, keys=("HOTA", "IDF1", "MOTA", "IDSW")) -> str:
-    configs = list(next(iter(table.values())).keys()) if table else []
-    head = "| sequence | " + " | ".join(f"{c} {k}" for k in keys for c in configs) + " |"
-    lines = [head, "|" + "---|" * (1 + len(keys) * len(configs))]
+def add_peers(table: dict, data, det_file: str, peers: tuple[str, ...], out: Path) -> dict:
+    """Adds the peer trackers to ``table``, run on the same detections, each at the score scaling
+    with its best combined HOTA over the table's sequences (tuned on the test data).
+
+    Returns:
+        peer -> the scaling it is reported at, or why it did not run.
+    """
+    from mot.peers import PEER_LABELS, run_peers
+
+    sweep = run_peers(data, peers, det_file, seqs=list(table), out_dir=out / "peers")
+    used = {}
+    for peer in peers:
+        best = sweep.best_scaling(peer)
+        used[peer] = best or sweep.status.get(peer) or "failed"
+        if best is None:
+            continue
+        for seq, score in sweep.scores[peer][best].items():
+            if seq in table and score is not None:
+                table[seq][f"{PEER_LABELS[peer]} ({best})"] = score.metrics
+    return used
+
+
+def markdown(table: dict, keys=("HOTA", "IDF1", "MOTA", "IDSW", "FP", "FN")) -> str:
+    """One row per (left-out sequence, tracker)."""
+    lines = ["| sequence | tracker | " + " | ".join(keys) + " |", "|" + "---|" * (2 + len(keys))]
     for seq, row in table.items():
-        cells = []
-        for k in keys:
-            for c in configs:
-                v = row[c][k]
-                cells.append(f"{v:.1f}" if isinstance(v, float) else str(v))
-        lines.append(f"| {seq} | " + " | ".join(cells) + " |")
+        for tracker, metrics in row.items():
+            cells = [f"{metrics[k]:.1f}" if isinstance(metrics.get(k), float) else str(metrics.get(k, "-"))
+                     for k in keys]
+            lines.append(f"| {seq} | {tracker} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -79,15 +107,26 @@ def main(argv=None) -> int:
     parser.add_argument("--train-det-files", nargs="+", default=["det/det.txt", "det/det_frcnn.txt"])
     parser.add_argument("--out", default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--cache", help="pair cache folder")
+    parser.add_argument("--peers", nargs="*", default=["sort", "bytetrack", "ocsort"],
+                        help="peer trackers (the bench extra) run on the same detections; none: skip")
+    parser.add_argument("--siamese", nargs="+", default=[], metavar="SEQ=WEIGHTS",
+                        help="Siamese weights trained without SEQ, used when SEQ is left out")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="loso-"))
     configs = {Path(c).stem: Path(c) for c in args.configs}
     try:
+        siamese = dict(item.split("=", 1) for item in args.siamese if "=" in item)
+        if len(siamese) != len(args.siamese):
+            raise UserError("--siamese takes SEQ=WEIGHTS items")
         table = loso(args.data, configs, args.det_file, args.train_det_files, out, args.seqs,
-                     Path(args.cache) if args.cache else None)
+                     Path(args.cache) if args.cache else None, siamese)
+        peers = add_peers(table, args.data, args.det_file, tuple(args.peers), out) if args.peers else {}
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    (out / "loso.json").write_text(json.dumps(table, indent=1))
+    atomic_write_text(out / "loso.json", json.dumps({"table": table, "peers": peers}, indent=1))
     print(markdown(table))
+    if peers:
+        print("peers at their best score scaling on these sequences: "
+              + ", ".join(f"{k}: {v}" for k, v in peers.items()))
     return 0

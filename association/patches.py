@@ -131,4 +131,4 @@ def colour_histograms(image_bgr: np.ndarray, tlwh: np.ndarray, bins: int = 8,
         for j, part in enumerate((luv[:half], luv[half:])):
             hist = cv2.calcHist([part], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).reshape(-1)
             out[i, j] = np.sqrt(hist / max(hist.sum(), 1.0))
-    return out.reshape(len(crops), -1) / np.sqrt(2.0)
+    return out.reshape(len(crops), 2 * bins ** 3) / np.sqrt(2.0)

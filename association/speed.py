@@ -14,6 +14,15 @@ from mot.tracker import Track
 from mot.types import Detections
 
 
+#: Length of the colour descriptor (two halves x 8^3 LUV bins, association/patches.py).
+HIST_DIM = 2 * 8 ** 3
+
+
+def _unit_rows(rng, n: int, dim: int) -> np.ndarray:
+    x = np.abs(rng.normal(size=(n, dim))).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
     boxes = np.stack([rng.uniform(0, 1800, n), rng.uniform(0, 700, n), np.full(n, 50.0), np.full(n, 120.0)], 1)
     tracks = []
@@ -25,10 +34,10 @@ def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
         e /= np.linalg.norm(e, axis=1, keepdims=True)
         t.data["gallery"] = deque(e)
         t.data["ema"] = e.mean(0)
+        t.data["colour_gallery"] = deque(_unit_rows(rng, 8, HIST_DIM))
         tracks.append(t)
-    emb = rng.normal(size=(n, emb_dim)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    dets = Detections((boxes + rng.normal(0, 3, boxes.shape)).astype(np.float32), np.ones(n), {"embeddings": emb})
+    extras = {"embeddings": _unit_rows(rng, n, emb_dim), "histograms": _unit_rows(rng, n, HIST_DIM)}
+    dets = Detections((boxes + rng.normal(0, 3, boxes.shape)).astype(np.float32), np.ones(n), extras)
     return tracks, dets
 
 
@@ -59,3 +68,36 @@ def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, 
         row["total"] = row["features"] + row["xgboost"] + row["linking"]
         rows.append(row)
     return rows
+
+
+def main(argv=None) -> int:
+    """``python -m association.speed [--config FILE]``: prints the per-frame association cost."""
+    import argparse
+    import json
+
+    import torch
+
+    from mot.config import load_config
+    from mot.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="association.speed", description=main.__doc__)
+    parser.add_argument("--config", default=None, help="a config with a learned association (default: built-ins)")
+    parser.add_argument("--people", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        cfg = load_config(args.config)
+        if cfg.association.type != "learned":
+            raise UserError("config: association.type must be 'learned'")
+        params = LearnedParams(**cfg.association.params)
+        rows = association_cost(params, tuple(args.people))
+    except UserError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,12 +26,14 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
 
     xs, ys = [], []
     feats = cfg.association.params["features"]
+    # The pairs depend on the association and tracker settings and, through the embeddings, on the
+    # Siamese weights' content (retrained weights under the same name must not reuse old pairs).
+    digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(cfg.tracker),
+                                      _weights_digest(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     for path in paths:
         for det_file, stride in itertools.product(det_files, strides):
             if not (path / det_file).is_file():
                 continue
-            digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(cfg.tracker)],
-                                             sort_keys=True).encode()).hexdigest()[:10]
             key = f"{path.name}__{det_file.replace('/', '_')}__s{stride}__{digest}.npz"
             if cache is not None and (cache / key).is_file():
                 data = np.load(cache / key)
@@ -49,6 +51,18 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     if not xs:
         return np.zeros((0, len(feats)), np.float32), np.zeros(0, bool)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def _weights_digest(cfg) -> str:
+    """sha1 of the Siamese weights the config's appearance features use ('' without appearance)."""
+    from association.features import APPEARANCE_FEATURES
+
+    params = cfg.association.params
+    if not any(f in APPEARANCE_FEATURES for f in params.get("features", [])):
+        return ""
+    from association.siamese import DEFAULT_WEIGHTS
+    path = Path(params.get("appearance", {}).get("weights") or DEFAULT_WEIGHTS)
+    return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 def main(argv=None) -> int:

@@ -124,7 +124,7 @@ class DetectorSection(ComponentConfig):
 
 @dataclass
 class AssociationSection(ComponentConfig):
-    type: str = "iou"
+    type: str = "learned"
 
 
 @dataclass

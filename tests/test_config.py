@@ -40,8 +40,10 @@ def test_unknown_component_type_lists_names():
 
 
 def test_overrides_and_dump_round_trip(tmp_path):
-    cfg = load_config(None, ["tracker.max_age=7", "detector.params.min_score=0.5", "association.params.min_iou=0.4"])
+    cfg = load_config(None, ["tracker.max_age=7", "detector.params.min_score=0.5", "association.params.min_prob=0.4",
+                             "association.params.appearance.batch_size=8"])
     assert cfg.tracker.max_age == 7 and cfg.detector.params["min_score"] == 0.5
+    assert cfg.association.params["appearance"]["batch_size"] == 8
     saved = tmp_path / "saved.yaml"
     saved.write_text(dump_yaml(cfg))
     assert load_config(saved) == cfg

@@ -58,3 +58,13 @@ def test_hand_computed_pair():
 def test_missing_appearance_is_nan():
     ctx = FeatureContext([_track([0, 0, 10, 20])], _dets([[0, 0, 10, 20]]), 2)
     assert np.isnan(compute(["appearance_min", "refiner_iou"], ctx)).all()
+
+
+def test_colour_features_by_hand():
+    """Two gallery histograms a, b and a detection's c: min and mean of 1 - <g, c>."""
+    a, b, c = np.array([1.0, 0.0]), np.array([0.6, 0.8]), np.array([0.0, 1.0])
+    track = _track([0, 0, 10, 20])
+    track.data["colour_gallery"] = deque([a, b])
+    dets = _dets([[0, 0, 10, 20]]).with_extras(histograms=c[None].astype(np.float32))
+    f = compute(["colour_min", "colour_mean"], FeatureContext([track], dets, 2))[0, 0]
+    assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx((1.0 + 0.2) / 2)
