@@ -233,7 +233,8 @@ def _earlier_peers(path: str, data, det_file: str) -> dict:
         raise UserError(f"{path}: not a benchmark report.json with peer results") from None
     if peers is None or Path(old_data).resolve() != Path(data).resolve() or old_det != det_file:
         raise UserError(f"{path}: its peers ran on {old_data} {old_det}, not {data} {det_file}")
-    return peers
+    # Where the numbers come from (and when: their speed was measured under that run's load).
+    return dict(peers, reused_from=peers.get("reused_from") or f"{path} (run of {old.get('started')})")
 
 
 def main(argv: list[str] | None = None) -> int:

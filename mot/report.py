@@ -97,6 +97,9 @@ def markdown(result: dict, plots: dict[str, str | None]) -> str:
     rows = trackers(result)
     parts.append("## Accuracy (all sequences combined)\n")
     parts.append(PEER_NOTE + "\n")
+    if (result.get("peers") or {}).get("reused_from"):
+        parts.append(f"Peer results (accuracy and FPS) reused from {result['peers']['reused_from']} "
+                     "with `--reuse-peers`: same data and detections, speed measured under that run's load.\n")
     parts.append(_table(["tracker"] + list(ACCURACY) + ["FPS"],
                         [[t["name"]] + ([t["combined"].get(k) for k in ACCURACY] + [t["fps"]] if t["combined"]
                                         else [t["status"]] + [""] * len(ACCURACY)) for t in rows]) + "\n")

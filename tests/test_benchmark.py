@@ -179,7 +179,8 @@ def test_cli_reuses_earlier_peer_results(report_without_peers, tiny_root, tmp_pa
     args = ["--data", str(tiny_root), "--out", str(tmp_path), "--configs", IOU, "--density", "--no-detector-cost",
             "--quiet", "--reuse-peers", earlier]
     assert main(args) == 1  # TINY-B still has no detections
-    assert "| DeepSORT | not installed |" in (tmp_path / "report.md").read_text()
+    reused = (tmp_path / "report.md").read_text()
+    assert "| DeepSORT | not installed |" in reused and f"reused from {earlier} (run of " in reused
     capsys.readouterr()
     assert main(args + ["--det-file", "det/other.txt"]) == 2  # those peers ran on other detections
     err = capsys.readouterr().err.strip().splitlines()
