@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -44,8 +45,10 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
     """
     detector = DETECTORS.build(cfg.detector, sequence=seq)
     association = ASSOCIATIONS.build(cfg.association, sequence=seq, runtime=cfg.runtime)
-    from mot.refiner import build_refiner  # torch is imported only when a run needs it
-    refiner = build_refiner(cfg.refiner, cfg.runtime)
+    refiner = None
+    if cfg.refiner.enabled:
+        from mot.refiner import build_refiner  # torch is imported only when the refiner is on
+        refiner = build_refiner(cfg.refiner, cfg.runtime)
     timer = timer if timer is not None else StageTimer()
     tracker = Tracker(cfg.tracker, association, refiner, timer=timer)
     embedder = getattr(association, "embedder", None)
@@ -147,7 +150,9 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
         progress = sys.stderr.isatty() and workers <= 1
     report = RunReport()
     if workers > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Spawned, not forked: a child forked after PyTorch's thread pools have started in this
+        # process can deadlock in them (the learned association runs the Siamese CNN).
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(run_one, p, cfg, out_dir, False, videos[p]) for p in paths]
             report.runs = [f.result() for f in futures]
     else:
