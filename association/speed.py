@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     """``python -m association.speed [--config FILE]``: prints the per-frame association cost."""
     import argparse
     import json
+    import sys
 
     import torch
 
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
         params = LearnedParams(**cfg.association.params)
         rows = association_cost(params, tuple(args.people))
     except UserError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(rows, indent=1))
     return 0
