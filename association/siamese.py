@@ -25,7 +25,9 @@ from association.patches import LUV_MEAN, LUV_STD, PatchParams, crop_patches
 from mot.errors import UserError
 
 #: The format of the saved weights file; bump it when the network or its inputs change.
-WEIGHTS_VERSION = 1
+WEIGHTS_VERSION = 2
+#: Versions this code reads: version 1 files predate the colour-histogram branch (they have none).
+READABLE_VERSIONS = (1, 2)
 #: The weights that ship with the package (``scripts/train_siamese.py`` reproduces them).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "mot" / "weights" / "siamese.pt"
 
@@ -35,21 +37,87 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
+class SoftHistogram(nn.Module):
+    """Joint LUV colour histograms of horizontal stripes, as a differentiable layer.
+
+    Each pixel votes for the ``bins^3`` joint LUV bins with triangular (linear) weights, so the
+    histogram is smooth in the colours; the votes are weighted by a learned spatial mask (where in
+    a box the person's colours are, shared by all boxes) and summed per stripe. Each stripe's
+    histogram is normalised, square-rooted (Hellinger) and the stripes concatenated with unit norm,
+    so the Euclidean distance of two outputs is the Hellinger distance of the colour distributions.
+    At initialisation the mask is uniform and the layer is a soft version of the fixed LUV
+    histogram baseline (``association.patches.colour_histograms``).
+
+    Args:
+        bins: bins per LUV channel (output ``stripes * bins^3``).
+        stripes: horizontal stripes.
+        pool: the patch is average-pooled by this factor before voting (cost falls with pool^2).
+        height, width: the input patch size (the mask is ``height/pool x width/pool``).
+    """
+
+    def __init__(self, bins: int = 8, stripes: int = 4, pool: int = 2, height: int = 128, width: int = 64,
+                 sharpness: float = 8.0):
+        super().__init__()
+        self.bins, self.stripes, self.pool = bins, stripes, pool
+        h, w = height // pool, width // pool
+        # softplus(0.5413) = 1: a uniform mask
+        self.mask = nn.Parameter(torch.full((h, w), 0.5413))
+        self.sharpness = nn.Parameter(torch.tensor(float(sharpness)))
+        self.register_buffer("mean", torch.from_numpy(LUV_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.from_numpy(LUV_STD).view(1, 3, 1, 1))
+        self.register_buffer("centres", torch.arange(bins, dtype=torch.float32).view(1, 1, bins, 1))
+
+    @property
+    def output_dim(self) -> int:
+        return self.stripes * self.bins ** 3
+
+    def forward(self, luv: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised LUV -> (B, stripes * bins^3) float32 with unit norm."""
+        x = luv * self.std + self.mean                        # OpenCV's 8-bit LUV, 0..255
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
+        b, _, h, w = x.shape
+        if (h, w) != tuple(self.mask.shape):
+            raise ValueError(f"SoftHistogram built for {tuple(self.mask.shape)} pooled patches, got {(h, w)}")
+        t = (x * (self.bins / 256.0) - 0.5).view(b, 3, 1, h * w)   # in bin units, bin k centred on k
+        # Soft votes over the bins (B, 3, bins, P), summing to 1; sharpness learned (init near hard bins).
+        votes = torch.softmax(-(t - self.centres) ** 2 * F.softplus(self.sharpness), dim=2)
+        lu = (votes[:, 0, :, None] * votes[:, 1, None]).reshape(b, self.bins ** 2, h * w)
+        lu = lu * F.softplus(self.mask).reshape(1, 1, h * w)
+        rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
+        parts = []
+        for s in range(self.stripes):
+            p0, p1 = rows[s] * w, rows[s + 1] * w
+            hist = torch.bmm(lu[:, :, p0:p1], votes[:, 2, :, p0:p1].transpose(1, 2)).reshape(b, -1)
+            parts.append(torch.sqrt(hist / hist.sum(1, keepdim=True).clamp(min=1e-6) + 1e-10))
+        return F.normalize(torch.cat(parts, 1), dim=1)
+
+
 class SiameseNet(nn.Module):
     """One branch of the Siamese network (the weights are shared, so this is the whole network).
 
     Five stages of 3x3 convolutions take a 128x64 patch down to 8x4; the map is pooled into
     ``stripes`` horizontal stripes (keeping head / torso / legs apart, indifferent to left-right
-    flips) and projected to the embedding.
+    flips) and projected to the CNN embedding. With ``hist_stripes`` > 0 a :class:`SoftHistogram`
+    of the LUV channels sits beside the convolutions, and the output is the two unit vectors
+    joined as ``[sqrt(s) * histogram, sqrt(1 - s) * cnn]`` with ``s = hist_share``: still of unit
+    norm, its squared distance is ``s`` times the colour distance plus ``1 - s`` times the CNN's.
+    Trained together, the convolutions learn what the colour distribution misses.
 
     Args:
         in_channels: 5 (LUV + flow) or 3 (LUV only).
-        embedding_dim: embedding size E.
+        embedding_dim: CNN embedding size E.
         width: channels of the first stage (later stages double it, up to 4x).
         stripes: horizontal stripes pooled before the projection.
+        hist_stripes: stripes of the colour-histogram branch (0: no such branch).
+        hist_bins: its bins per LUV channel.
+        hist_share: its share of the squared distance, in (0, 1).
+        patch: (height, width) of the input patches (the histogram mask is sized by it).
     """
 
-    def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4):
+    def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4,
+                 hist_stripes: int = 0, hist_bins: int = 8, hist_share: float = 0.5,
+                 patch: tuple[int, int] = (128, 64)):
         super().__init__()
         w = width
         self.features = nn.Sequential(
@@ -61,11 +129,20 @@ class SiameseNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d((stripes, 1))
         self.project = nn.Linear(4 * w * stripes, embedding_dim)
         self.in_channels = in_channels
+        self.hist = SoftHistogram(hist_bins, hist_stripes, 2, *patch) if hist_stripes > 0 else None
+        self.hist_share = float(hist_share) if self.hist is not None else 0.0
+
+    @property
+    def output_dim(self) -> int:
+        return self.project.out_features + (self.hist.output_dim if self.hist is not None else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) float32 patches -> (B, E) float32 L2-normalised embeddings."""
-        x = self.pool(self.features(x)).flatten(1)
-        return F.normalize(self.project(x), dim=1)
+        """(B, C, H, W) float32 patches -> (B, output_dim) float32 L2-normalised embeddings."""
+        cnn = F.normalize(self.project(self.pool(self.features(x)).flatten(1)), dim=1)
+        if self.hist is None:
+            return cnn
+        s = self.hist_share
+        return torch.cat([self.hist(x[:, :3]) * s ** 0.5, cnn * (1 - s) ** 0.5], 1)
 
 
 def pair_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -149,7 +226,9 @@ def network_meta(net: SiameseNet, patch: PatchParams, flow: FlowParams | None, *
     """The metadata saved with the weights: all that is needed to feed and rebuild the network."""
     return {"patch_height": patch.height, "patch_width": patch.width, "in_channels": net.in_channels,
             "embedding_dim": net.project.out_features, "width": net.features[0][0].out_channels,
-            "stripes": net.pool.output_size[0], "use_flow": flow is not None,
+            "stripes": net.pool.output_size[0], "hist_stripes": net.hist.stripes if net.hist else 0,
+            "hist_bins": net.hist.bins if net.hist else 0, "hist_share": net.hist_share,
+            "use_flow": flow is not None,
             "flow_method": flow.method if flow else "", "flow_downscale": flow.downscale if flow else 0.0,
             "flow_preset": flow.dis_preset if flow else "", "luv_mean": LUV_MEAN.tolist(),
             "luv_std": LUV_STD.tolist(), **extra}
@@ -174,13 +253,16 @@ def load_weights(path: str | Path) -> tuple[SiameseNet, dict]:
     if not isinstance(blob, dict) or "meta" not in blob or "state_dict" not in blob:
         raise UserError(f"{path}: not a Siamese weights file (no state_dict/meta)")
     meta = blob["meta"]
-    if meta.get("version") != WEIGHTS_VERSION:
-        raise UserError(f"{path}: weights version {meta.get('version')!r}, this code reads {WEIGHTS_VERSION}")
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise UserError(f"{path}: weights version {meta.get('version')!r}, this code reads "
+                        f"{', '.join(map(str, READABLE_VERSIONS))}")
     if meta.get("luv_mean") != LUV_MEAN.tolist() or meta.get("luv_std") != LUV_STD.tolist():
         raise UserError(f"{path}: weights were trained with another LUV normalisation "
                         f"({meta.get('luv_mean')}, {meta.get('luv_std')}); retrain them")
     try:
-        net = SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"])
+        net = SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"],
+                         meta.get("hist_stripes", 0), meta.get("hist_bins") or 8, meta.get("hist_share", 0.5),
+                         (meta["patch_height"], meta["patch_width"]))
         net.load_state_dict(blob["state_dict"])
     except (KeyError, RuntimeError, TypeError) as exc:
         reason = str(exc).splitlines()[0][:120]
@@ -246,7 +328,7 @@ class AppearanceModel:
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.meta["embedding_dim"])
+        return self.net.output_dim
 
     def inputs(self, image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr: np.ndarray | None = None,
                flow: np.ndarray | None = None) -> np.ndarray:

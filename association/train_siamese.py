@@ -38,6 +38,8 @@ class TrainParams:
     use_flow: bool = True
     embedding_dim: int = 128
     width: int = 32
+    hist_stripes: int = 4         # colour-histogram branch beside the CNN (0: the CNN alone)
+    hist_share: float = 0.5       # its share of the squared embedding distance
     loss: str = "contrastive"     # contrastive | triplet (batch-hard; collapsed in our CPU budget)
     margin: float = 1.0
     p: int = 16                   # identities per batch
@@ -62,6 +64,8 @@ class TrainParams:
             return f"sequences both in train and val: {', '.join(sorted(overlap))}"
         if not self.val:
             return "leave at least one sequence out for validation"
+        if not 0 < self.hist_share < 1:
+            return "hist_share must be in (0, 1)"
         if not 0 <= self.stop_after <= self.max_iters:
             return "stop_after must be in [0, max_iters]"
         return None
@@ -141,9 +145,15 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     val_batches = [val_sampler.batch() for _ in range(params.val_batches)]
     prep_seconds = time.perf_counter() - t_start
 
-    net = SiameseNet(5 if params.use_flow else 3, params.embedding_dim, params.width)
+    net = SiameseNet(5 if params.use_flow else 3, params.embedding_dim, params.width,
+                     hist_stripes=params.hist_stripes, hist_share=params.hist_share, patch=(patch.height, patch.width))
     net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    # No weight decay on the colour branch: its few parameters (the spatial mask, the vote sharpness)
+    # are not weights to shrink; decay would only flatten the mask and blur the bins.
+    hist_params = list(net.hist.parameters()) if net.hist is not None else []
+    other = [p for p in net.parameters() if all(p is not q for q in hist_params)]
+    opt = torch.optim.Adam([{"params": other, "weight_decay": params.weight_decay},
+                            {"params": hist_params, "weight_decay": 0.0}], lr=params.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, params.max_iters)
     loss_fn = LOSSES[params.loss]
     rng = np.random.default_rng(params.seed + 3)

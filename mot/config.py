@@ -163,7 +163,9 @@ class RefinerConfig:
     carry_min_score: float = 0.8  # ... while the refiner's score is at least this
     carry_max_frames: int = 5    # ... for at most this many frames in a row
     carry_max_overlap: float = 0.5  # ... unless the box overlaps a detection of the frame this much (IoU)
+    carry_min_score_rank: float = 0.0  # ... if its mean detection score ranks this high among all scores seen
     carry_output: str = "on_rematch"  # carried boxes output: on_rematch (once re-found) | immediate
+    carry_correction: str = "none"  # on_rematch: held boxes corrected once re-found: none | drift | interpolate
     features: bool = True        # offer refined_tlwh / refined_score to the matcher's features
     max_search_gap: int = 1      # search tracks last boxed at most this many frames ago
     penalty_k: float = 0.1       # SiamRPN penalty on scale and aspect change
@@ -174,9 +176,11 @@ class RefinerConfig:
     def validate(self):
         if self.carry_output not in ("on_rematch", "immediate"):
             return f"carry_output must be on_rematch or immediate, got {self.carry_output!r}"
+        if self.carry_correction not in ("none", "drift", "interpolate"):
+            return f"carry_correction must be none, drift or interpolate, got {self.carry_correction!r}"
         if self.fuse not in ("none", "replace", "average"):
             return f"fuse must be none, replace or average, got {self.fuse!r}"
-        for name in ("fuse_weight", "fuse_min_score", "carry_min_score", "carry_max_overlap",
+        for name in ("fuse_weight", "fuse_min_score", "carry_min_score", "carry_max_overlap", "carry_min_score_rank",
                      "window_influence", "size_lr"):
             if not 0 <= getattr(self, name) <= 1:
                 return f"{name} must be in [0, 1]"

@@ -29,6 +29,8 @@ _TEMPLATE = "siamrpn_template"    # (2, C, h, h) float32 tensor on the refiner's
 _CARRIED = "refiner_carried"       # frames in a row carried on the refiner's box
 _RESULT = "refiner_result"         # (frame, (4,) float32 tlwh, score) of the last search
 _HELD = "refiner_held"             # carried output rows waiting for the track to be re-found
+_SCORES = "refiner_scores"         # (sum, count) of the track's detection scores
+_ANCHOR = "refiner_anchor"         # (frame, (4,) tlwh) of the track's last detection box before a carry
 
 
 def resolve_weights(name: str | None):
@@ -169,6 +171,8 @@ class Refiner:
     def __init__(self, cfg: RefinerConfig, runtime: RuntimeConfig | None = None, searcher: SiamRPN | None = None):
         self.cfg = cfg
         runtime = runtime or RuntimeConfig()
+        self._scores: list[np.ndarray] = []   # detection scores of the frames so far (one sequence)
+        self._sorted: np.ndarray | None = None
         self.searcher = searcher or SiamRPN(cfg.weights, runtime.device, cfg.penalty_k, cfg.window_influence,
                                             cfg.size_lr, cfg.batch_size, runtime.torch_threads)
 
@@ -205,25 +209,49 @@ class Refiner:
         w = self.cfg.fuse_weight
         return (w * result[1] + (1 - w) * np.asarray(tlwh, np.float32)).astype(np.float32)
 
-    def carry(self, track, frame: int, frame_tlwh: np.ndarray) -> np.ndarray | None:
+    def carry(self, track, frame: int, detections) -> np.ndarray | None:
         """The refined box to carry an unmatched confirmed track on, or None.
 
         Args:
             track: the track (confirmed, unmatched in this frame).
             frame: the current frame.
-            frame_tlwh: (D, 4) float32 all detection boxes of the frame: a refined box overlapping
-                one by ``carry_max_overlap`` or more is not carried (that person is detected, or
-                the search slid onto someone else).
+            detections: all detections of the frame (``Detections``): a refined box overlapping one
+                by ``carry_max_overlap`` or more is not carried (that person is detected, or the
+                search slid onto someone else).
         """
         result = track.data.get(_RESULT)
         if not self.cfg.carry or result is None or result[0] != frame or result[2] < self.cfg.carry_min_score:
             return None
         if track.data.get(_CARRIED, 0) >= self.cfg.carry_max_frames:
             return None
+        if self.cfg.carry_min_score_rank > 0 and self._score_rank(track) < self.cfg.carry_min_score_rank:
+            return None
+        frame_tlwh = detections.tlwh
         if len(frame_tlwh) and iou_matrix_tlwh(result[1][None], frame_tlwh).max() >= self.cfg.carry_max_overlap:
             return None
+        if not track.data.get(_CARRIED):
+            track.data[_ANCHOR] = (track.last_frame, track.tlwh.copy())
         track.data[_CARRIED] = track.data.get(_CARRIED, 0) + 1
         return result[1].copy()
+
+    def observe_scores(self, scores: np.ndarray) -> None:
+        """Takes the detection scores of a frame (the scale every score rank is taken against)."""
+        if len(scores):
+            self._scores.append(np.asarray(scores, np.float32))
+            self._sorted = None
+
+    def _score_rank(self, track) -> float:
+        """Where the track's mean detection score ranks among all detection scores seen so far in
+        the sequence (this frame's included), in [0, 1]: 1 above all of them, 0 below all."""
+        if self._sorted is None:
+            self._sorted = np.sort(np.concatenate(self._scores)) if self._scores else np.zeros(0, np.float32)
+        if not len(self._sorted):
+            return 1.0
+        total, count = track.data.get(_SCORES, (track.score, 1))
+        mean = total / count
+        # mid-rank: ties count half, so a track at the median score ranks 0.5
+        below = np.searchsorted(self._sorted, mean, "left") + np.searchsorted(self._sorted, mean, "right")
+        return float(below) / (2 * len(self._sorted))
 
     def hold(self, track, row: tuple) -> list:
         """The output rows of a carried frame: ``[row]`` now (``carry_output: immediate``), or none
@@ -235,8 +263,28 @@ class Refiner:
         return []
 
     def release(self, track) -> list:
-        """The held rows of a track that a detection was just matched to (and forgets them)."""
-        return track.data.pop(_HELD, [])
+        """The held rows of a track that a detection was just matched to (and forgets them).
+
+        With ``carry_correction`` the held boxes are corrected now that both ends of the gap are
+        known: ``drift`` adds to each the refiner's error at the re-found frame (detection box minus
+        the refiner's box there) in proportion to its place in the gap, as a forward-backward
+        tracker would; ``interpolate`` replaces them by the straight line between the detection
+        boxes before and after the gap; ``none`` keeps the refiner's boxes.
+        """
+        held = track.data.pop(_HELD, [])
+        anchor = track.data.pop(_ANCHOR, None)
+        mode = self.cfg.carry_correction
+        if not held or mode == "none" or anchor is None:
+            return held
+        f0, box0 = anchor
+        f1, box1 = track.last_frame, track.tlwh
+        if mode == "drift":
+            result = track.data.get(_RESULT)
+            if result is None or result[0] != f1:
+                return held
+            error = box1 - result[1]
+            return [(f, i, (b + (f - f0) / (f1 - f0) * error).astype(np.float32), sc) for f, i, b, sc in held]
+        return [(f, i, (box0 + (f - f0) / (f1 - f0) * (box1 - box0)).astype(np.float32), sc) for f, i, b, sc in held]
 
     def remember(self, tracks: list, image_bgr: np.ndarray) -> None:
         """New templates from the tracks' current boxes (the tracks matched or born this frame)."""
@@ -246,6 +294,8 @@ class Refiner:
         for t, f in zip(tracks, feats):
             t.data[_TEMPLATE] = f
             t.data[_CARRIED] = 0
+            total, count = t.data.get(_SCORES, (0.0, 0))
+            t.data[_SCORES] = (total + t.score, count + 1)
 
 
 def build_refiner(cfg: RefinerConfig, runtime: RuntimeConfig | None = None) -> Refiner | None:

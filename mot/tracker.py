@@ -51,22 +51,26 @@ class Track:
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.data: dict = {}
         self.kalman = KalmanBox(self.tlwh) if kalman else None
+        self.filter_frame = frame   # the Kalman filter's last measurement (a detection's frame)
 
     def predict(self, frame: int) -> np.ndarray:
         """(4,) float32 tlwh expected at ``frame`` under constant velocity (Kalman, or the smoothed
         centre velocity with the size kept)."""
         if self.kalman is not None:
-            return self.kalman.predict_box(frame - self.last_frame)
+            return self.kalman.predict_box(frame - self.filter_frame)
         cxcywh = tlwh_to_cxcywh(self.tlwh)[0]
         cxcywh[:2] += self.velocity * (frame - self.last_frame)
         return cxcywh_to_tlwh(cxcywh)[0]
 
     def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float, detected: bool = True) -> None:
         """Moves the track to a box of ``frame``: a matched detection's, or (``detected=False``) the
-        refiner's box it is carried on, which neither counts as a hit nor changes the score."""
+        refiner's box it is carried on, which neither counts as a hit nor changes the score, nor is
+        it a measurement for the Kalman filter (a drifting box would pull the filter off the person
+        and spoil the boxes after the track is found again: the filter waits for a detection)."""
         dt = max(frame - self.last_frame, 1)
-        if self.kalman is not None:
-            self.kalman.update(tlwh, dt)
+        if self.kalman is not None and detected:
+            self.kalman.update(tlwh, max(frame - self.filter_frame, 1))
+            self.filter_frame = frame
             tlwh = self.kalman.predict_box(0)  # the filtered box: steadier than the raw detection
         old_c = tlwh_to_cxcywh(self.tlwh)[0, :2]
         new_c = tlwh_to_cxcywh(tlwh)[0, :2]
@@ -132,6 +136,7 @@ class Tracker:
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         refiner = self.refiner
         if refiner is not None:
+            refiner.observe_scores(detections.scores)
             refiner.refine(live, image, frame)
             timer.lap("refiner")
         if cfg.cascade:
@@ -179,7 +184,7 @@ class Tracker:
                 continue
             carried = None
             if refiner is not None and track.state is TrackState.CONFIRMED:
-                carried = refiner.carry(track, frame, detections.tlwh)
+                carried = refiner.carry(track, frame, detections)
             if carried is not None:
                 track.update(carried, track.score, frame, cfg.velocity_smoothing, detected=False)
                 out += refiner.hold(track, (frame, track.id, track.tlwh.copy(), track.score))

@@ -11,7 +11,7 @@ from association.flow import FLOW_GAIN, FlowComputer, FlowParams, crop_flow
 from association.patches import LUV_MEAN, LUV_STD, PAD_BGR, PatchParams, crop_patches
 from association.siamese import (DEFAULT_WEIGHTS, AppearanceModel, AppearanceParams, SiameseNet,
                                  batch_hard_triplet_loss, contrastive_loss, embedding_distance, load_weights,
-                                 network_meta, save_weights)
+                                 SoftHistogram, network_meta, save_weights)
 from mot.errors import UserError
 
 
@@ -159,3 +159,56 @@ def test_shipped_weights_load():
     model = AppearanceModel(device="cpu")
     assert model.meta["patch_height"] == 128 and model.meta["patch_width"] == 64
     assert DEFAULT_WEIGHTS.stat().st_size < 5e6
+
+
+def test_soft_histogram_of_flat_colours():
+    """A box whose top half is one colour and bottom half another: with sharp votes each stripe's
+    histogram is one bin (that colour's LUV bin, as in ``colour_histograms``), so two boxes that
+    differ only in the bottom colour are at the Hellinger distance of one stripe in two."""
+    image = np.zeros((128, 128, 3), np.uint8)
+    image[:64] = (200, 30, 40)
+    image[64:, :64] = (20, 160, 60)
+    image[64:, 64:] = (90, 90, 220)
+    x = torch.from_numpy(crop_patches(image, np.array([[0, 0, 64, 128], [64, 0, 64, 128]], np.float32)))
+    layer = SoftHistogram(bins=8, stripes=2, pool=2, sharpness=200.0)
+    with torch.no_grad():
+        h = layer(x).numpy()
+    assert h.shape == (2, 2 * 512)
+    np.testing.assert_allclose(np.linalg.norm(h, axis=1), 1.0, atol=1e-5)
+    luv = cv2.cvtColor(np.uint8([[[200, 30, 40]]]), cv2.COLOR_BGR2Luv)[0, 0] // 32
+    top_bin = luv[0] * 64 + luv[1] * 8 + luv[2]
+    assert h[0, top_bin] == pytest.approx(1 / np.sqrt(2), abs=1e-3) and h[1, top_bin] == pytest.approx(1 / np.sqrt(2), abs=1e-3)
+    # same top stripe, bottoms in different bins: squared distance 2 * (1/2) = 1
+    assert ((h[0] - h[1]) ** 2).sum() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_histogram_branch_shares_the_distance():
+    """With the colour branch on, the squared distance of two embeddings is hist_share times the
+    histogram part's plus (1 - hist_share) times the CNN part's, and gradients reach the mask."""
+    torch.manual_seed(0)
+    net = SiameseNet(5, 16, width=8, hist_stripes=4, hist_share=0.7).eval()
+    x = torch.randn(2, 5, 128, 64)
+    e = net(x)
+    assert e.shape == (2, 16 + 4 * 512) == (2, net.output_dim)
+    np.testing.assert_allclose(e.norm(dim=1).detach().numpy(), 1.0, atol=1e-5)
+    with torch.no_grad():
+        h = net.hist(x[:, :3])
+        c = torch.nn.functional.normalize(net.project(net.pool(net.features(x)).flatten(1)), dim=1)
+    d2 = float(((e[0] - e[1]) ** 2).sum().detach())
+    expected = 0.7 * float(((h[0] - h[1]) ** 2).sum()) + 0.3 * float(((c[0] - c[1]) ** 2).sum())
+    assert d2 == pytest.approx(expected, rel=1e-5)
+    ((e[0] - e[1]) ** 2).sum().backward()
+    assert net.hist.mask.grad is not None and net.hist.mask.grad.abs().sum() > 0
+
+
+def test_histogram_weights_round_trip(tmp_path):
+    torch.manual_seed(0)
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.6).eval()
+    with torch.no_grad():
+        net.hist.mask.add_(torch.randn_like(net.hist.mask))
+    save_weights(tmp_path / "h.pt", net, network_meta(net, PatchParams(), None))
+    again, meta = load_weights(tmp_path / "h.pt")
+    assert meta["hist_stripes"] == 2 and meta["hist_share"] == 0.6
+    x = torch.randn(3, 3, 128, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), net(x))

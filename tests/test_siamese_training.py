@@ -88,7 +88,11 @@ def test_train_writes_loadable_weights(synthetic_root, tmp_path):
     assert meta["train_sequences"] == "SYN-A" and meta["val_sequences"] == "SYN-B"
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt")), device="cpu")
     image = cv2.imread(str(synthetic_root / "SYN-A" / "img1" / "000002.jpg"))
-    assert model.embed(image, np.array([[10, 10, 30, 80]], np.float32), image).shape == (1, 16)
+    # the recipe's default: a 4-stripe 8x8x8 colour-histogram branch beside the 16-d CNN embedding
+    assert meta["hist_stripes"] == 4 and model.embedding_dim == 16 + 4 * 512
+    emb = model.embed(image, np.array([[10, 10, 30, 80]], np.float32), image)
+    assert emb.shape == (1, 16 + 4 * 512)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
 
 
 def test_validation_must_be_held_out(synthetic_root, tmp_path):

@@ -227,6 +227,82 @@ def test_carry_stops_after_max_frames_and_below_score():
     assert len(tracker2.update(Detections.empty(), 2, image)) == 0     # score 0.9 < 0.95: not carried
 
 
+class _BiasedSearcher(_OracleSearcher):
+    """'Finds' each track 6 px right of the person: a refiner that drifts."""
+
+    def search(self, image, templates, tlwh):
+        boxes, scores = super().search(image, templates, tlwh)
+        return boxes + np.array([6, 0, 0, 0], np.float32), scores
+
+
+def _run_gap(refiner, truth, gap, kalman=True):
+    motion = "kalman" if kalman else "velocity"
+    tracker = Tracker(TrackerConfig(n_init=2, max_age=10, motion=motion), IoUAssociation(IoUParams(min_iou=0.3)),
+                      refiner)
+    image = np.zeros((10, 10, 3), np.uint8)
+    rows = []
+    for f in sorted(truth):
+        if refiner is not None:
+            refiner.searcher.frame = f
+        dets = Detections.empty() if f in gap else Detections(truth[f][None], np.ones(1, np.float32))
+        rows.append(tracker.update(dets, f, image))
+    out = {int(f): b for r in rows for f, b in zip(r.frames, r.tlwh)}
+    return tracker, out
+
+
+def test_carried_boxes_are_not_kalman_measurements():
+    """A drifting refiner box is output for the gap but does not move the filter: after the track is
+    found again its state equals that of the same track merely lost through the gap."""
+    truth, gap = _walk(range(1, 16)), {7, 8, 9}
+    carried, out = _run_gap(Refiner(RefinerConfig(enabled=True), searcher=_BiasedSearcher(truth)), truth, gap)
+    lost, out_lost = _run_gap(None, truth, gap)
+    assert all(f in out for f in gap) and not any(f in out_lost for f in gap)
+    np.testing.assert_allclose(carried.tracks[0].kalman.mean, lost.tracks[0].kalman.mean, rtol=1e-6)
+    assert all(np.allclose(out[f], out_lost[f]) for f in out_lost)
+
+
+@pytest.mark.parametrize("mode", ["none", "drift", "interpolate"])
+def test_carry_correction_once_found_again(mode):
+    """The person walks 3 px a frame; the refiner sees them 6 px too far right. Held boxes: as the
+    refiner saw them (none), less the error at the re-found frame in proportion to their place in
+    the gap (drift: the frame after the gap has error 6, so frame 7 of gap 7..9 after frame 6 loses
+    6 * 1/4), or on the line between the detection boxes either side (interpolate: the truth)."""
+    truth, gap = _walk(range(1, 16)), {7, 8, 9}
+    _, out = _run_gap(Refiner(RefinerConfig(enabled=True, carry_correction=mode), searcher=_BiasedSearcher(truth)),
+                      truth, gap)
+    for f in sorted(gap):
+        err = out[f][0] - truth[f][0]
+        expected = {"none": 6.0, "drift": 6.0 - 6.0 * (f - 6) / 4, "interpolate": None}[mode]
+        if expected is None:
+            # the line between the filtered boxes at frames 6 and 10 (within a pixel of the truth)
+            assert abs(err) < 1.0
+        else:
+            assert err == pytest.approx(expected, abs=0.3), (f, err)
+    with pytest.raises(UserError, match="carry_correction must be none, drift or interpolate"):
+        load_config(None, ["refiner.carry_correction=spline"])
+
+
+def test_carry_only_tracks_with_high_ranked_scores():
+    """carry_min_score_rank 0.5: only a track whose mean detection score is above the median of
+    all detection scores seen so far is carried (scores are ranked, so their scale does not matter)."""
+    truth = _walk(range(1, 12))
+    searcher = _OracleSearcher(truth)
+    refiner = Refiner(RefinerConfig(enabled=True, carry_min_score_rank=0.5), searcher=searcher)
+    tracker = Tracker(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
+    image = np.zeros((10, 10, 3), np.uint8)
+    far = np.array([200, 200, 20, 50], np.float32)     # a second, weak track far away
+    for f in (1, 2):
+        searcher.frame = f
+        tracker.update(Detections(np.stack([truth[f], far]), np.array([80.0, 10.0], np.float32)), f, image)
+    searcher.frame = 3
+    rows = tracker.update(Detections.empty(), 3, image)
+    assert rows.frames.tolist() == []                  # carried rows are held until re-found
+    carried = {t.id: t.data.get("refiner_carried", 0) for t in tracker.tracks}
+    assert carried == {1: 1, 2: 0}                     # the strong track is carried, the weak one is not
+    # scores seen [80, 10, 80, 10] (frame 3 has none): mid-ranks 0.75 and 0.25
+    assert refiner._score_rank(tracker.tracks[0]) == 0.75 and refiner._score_rank(tracker.tracks[1]) == 0.25
+
+
 def test_fuse_modes():
     searcher = _OracleSearcher({1: np.array([0, 0, 10, 20], np.float32)})
     track = type("T", (), {})()
