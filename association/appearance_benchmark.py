@@ -229,7 +229,7 @@ def format_table(results: dict, gaps=(1, 10, 30)) -> str:
     head = "| method | " + " | ".join(f"AUC@{g}" for g in gaps) + " | " + " | ".join(f"R1@{g}" for g in gaps) + " |"
     lines = [head, "|---" * (1 + 2 * len(gaps)) + "|"]
     for name, row in results.items():
-        cells = [f"{100 * row[g]['auc']:.1f}" for g in gaps] + [f"{100 * row[g]['rank1']:.1f}" for g in gaps]
+        cells = [f"{100 * row[g]['auc']:.2f}" for g in gaps] + [f"{100 * row[g]['rank1']:.2f}" for g in gaps]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

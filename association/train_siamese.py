@@ -39,7 +39,7 @@ class TrainParams:
     embedding_dim: int = 128
     width: int = 32
     hist_stripes: int = 4         # colour-histogram branch beside the CNN (0: the CNN alone)
-    hist_share: float = 0.5       # its share of the squared embedding distance
+    hist_share: float = 0.9       # its share of the squared embedding distance
     loss: str = "contrastive"     # contrastive | triplet (batch-hard; collapsed in our CPU budget)
     margin: float = 1.0
     p: int = 16                   # identities per batch
