@@ -7,8 +7,10 @@ SiamRPN's scale/aspect penalty and cosine window). :class:`Refiner` is what the 
   around its predicted box, and puts ``refined_tlwh`` / ``refined_score`` in ``track.data`` (read
   by the matcher features ``refiner_iou`` / ``refiner_score``).
 - :meth:`Refiner.fuse` for a matched track: the box to update it with (detection, refined or a mix).
-- :meth:`Refiner.carry` for an unmatched confirmed track: the refined box to carry it on, or None;
-  :meth:`Refiner.hold` / :meth:`Refiner.release` decide when the carried rows are output.
+- :meth:`Refiner.carry` for an unmatched confirmed track: the refined box to carry it on, or None
+  (gated by the rank of the track's detection scores among those :meth:`Refiner.observe_scores`
+  saw); :meth:`Refiner.hold` / :meth:`Refiner.release` decide when the carried rows are output
+  and correct them once the track is found again.
 - :meth:`Refiner.remember` at the end of the frame: new templates for the tracks that got a box
   from a detection, in one batch.
 

@@ -99,9 +99,11 @@ class Tracker:
       assigned to ``track`` (a match or a birth), so the stage can keep per-track state in
       ``track.data`` (embedding gallery ...). Networks hold no per-track state.
 
-    The optional ``refiner`` (``mot.refiner.Refiner``) searches every recent track before matching
-    (``refine``), may fuse its box into a matched detection's (``fuse``), carries unmatched
-    confirmed tracks on its box (``carry``) and takes new templates at the end (``remember``).
+    The optional ``refiner`` (``mot.refiner.Refiner``) takes each frame's detection scores
+    (``observe_scores``), searches every recent track before matching (``refine``), may fuse its
+    box into a matched detection's (``fuse``), carries unmatched confirmed tracks on its box
+    (``carry``; ``hold`` / ``release`` output those rows once re-found) and takes new templates at
+    the end (``remember``).
     """
 
     def __init__(self, cfg: TrackerConfig, association, refiner=None, timer: StageTimer | None = None):
