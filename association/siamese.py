@@ -40,19 +40,22 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class SoftHistogram(nn.Module):
     """Joint LUV colour histograms of horizontal stripes, as a differentiable layer.
 
-    Each pixel votes for the ``bins^3`` joint LUV bins with triangular (linear) weights, so the
-    histogram is smooth in the colours; the votes are weighted by a learned spatial mask (where in
-    a box the person's colours are, shared by all boxes) and summed per stripe. Each stripe's
-    histogram is normalised, square-rooted (Hellinger) and the stripes concatenated with unit norm,
-    so the Euclidean distance of two outputs is the Hellinger distance of the colour distributions.
-    At initialisation the mask is uniform and the layer is a soft version of the fixed LUV
-    histogram baseline (``association.patches.colour_histograms``).
+    Each pixel votes for the ``bins^3`` joint LUV bins with soft weights (per channel, a softmax
+    over the squared distances to the bin centres times a learned sharpness, near hard bins at the
+    start), so the histogram is smooth in the colours. The votes are weighted by a learned spatial
+    mask (where in a box the person's colours are, shared by all boxes) and summed per stripe. Each
+    stripe's histogram is normalised and square-rooted (Hellinger) and the stripes are joined with
+    unit norm, so the Euclidean distance of two outputs is the Hellinger distance of the colour
+    distributions. At initialisation the mask is uniform and the layer is a soft, per-stripe
+    version of the fixed LUV histogram baseline (``association.patches.colour_histograms``, which
+    uses two halves).
 
     Args:
         bins: bins per LUV channel (output ``stripes * bins^3``).
         stripes: horizontal stripes.
         pool: the patch is average-pooled by this factor before voting (cost falls with pool^2).
         height, width: the input patch size (the mask is ``height/pool x width/pool``).
+        sharpness: the initial vote sharpness (softplus of the parameter; larger is harder).
     """
 
     def __init__(self, bins: int = 8, stripes: int = 4, pool: int = 2, height: int = 128, width: int = 64,
