@@ -64,6 +64,8 @@ class TrainParams:
             return f"sequences both in train and val: {', '.join(sorted(overlap))}"
         if not self.val:
             return "leave at least one sequence out for validation"
+        if self.hist_stripes < 0:
+            return "hist_stripes must be >= 0 (0: no colour branch)"
         if not 0 < self.hist_share < 1:
             return "hist_share must be in (0, 1)"
         if not 0 <= self.stop_after <= self.max_iters:

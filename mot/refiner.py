@@ -31,7 +31,6 @@ _TEMPLATE = "siamrpn_template"    # (2, C, h, h) float32 tensor on the refiner's
 _CARRIED = "refiner_carried"       # frames in a row carried on the refiner's box
 _RESULT = "refiner_result"         # (frame, (4,) float32 tlwh, score) of the last search
 _HELD = "refiner_held"             # carried output rows waiting for the track to be re-found
-_SCORES = "refiner_scores"         # (sum, count) of the track's detection scores
 _ANCHOR = "refiner_anchor"         # (frame, (4,) tlwh) of the track's last detection box before a carry
 
 
@@ -173,8 +172,7 @@ class Refiner:
     def __init__(self, cfg: RefinerConfig, runtime: RuntimeConfig | None = None, searcher: SiamRPN | None = None):
         self.cfg = cfg
         runtime = runtime or RuntimeConfig()
-        self._scores: list[np.ndarray] = []   # detection scores of the frames so far (one sequence)
-        self._sorted: np.ndarray | None = None
+        self._scores = np.zeros(0, np.float32)   # sorted detection scores of the frames so far (one sequence)
         self.searcher = searcher or SiamRPN(cfg.weights, runtime.device, cfg.penalty_k, cfg.window_influence,
                                             cfg.size_lr, cfg.batch_size, runtime.torch_threads)
 
@@ -211,15 +209,15 @@ class Refiner:
         w = self.cfg.fuse_weight
         return (w * result[1] + (1 - w) * np.asarray(tlwh, np.float32)).astype(np.float32)
 
-    def carry(self, track, frame: int, detections) -> np.ndarray | None:
+    def carry(self, track, frame: int, frame_tlwh: np.ndarray) -> np.ndarray | None:
         """The refined box to carry an unmatched confirmed track on, or None.
 
         Args:
             track: the track (confirmed, unmatched in this frame).
             frame: the current frame.
-            detections: all detections of the frame (``Detections``): a refined box overlapping one
-                by ``carry_max_overlap`` or more is not carried (that person is detected, or the
-                search slid onto someone else).
+            frame_tlwh: (D, 4) float32 all detection boxes of the frame: a refined box overlapping
+                one by ``carry_max_overlap`` or more is not carried (that person is detected, or
+                the search slid onto someone else).
         """
         result = track.data.get(_RESULT)
         if not self.cfg.carry or result is None or result[0] != frame or result[2] < self.cfg.carry_min_score:
@@ -228,7 +226,6 @@ class Refiner:
             return None
         if self.cfg.carry_min_score_rank > 0 and self._score_rank(track) < self.cfg.carry_min_score_rank:
             return None
-        frame_tlwh = detections.tlwh
         if len(frame_tlwh) and iou_matrix_tlwh(result[1][None], frame_tlwh).max() >= self.cfg.carry_max_overlap:
             return None
         if not track.data.get(_CARRIED):
@@ -238,22 +235,18 @@ class Refiner:
 
     def observe_scores(self, scores: np.ndarray) -> None:
         """Takes the detection scores of a frame (the scale every score rank is taken against)."""
-        if len(scores):
-            self._scores.append(np.asarray(scores, np.float32))
-            self._sorted = None
+        new = np.sort(np.asarray(scores, np.float32))
+        self._scores = np.insert(self._scores, np.searchsorted(self._scores, new), new)
 
     def _score_rank(self, track) -> float:
         """Where the track's mean detection score ranks among all detection scores seen so far in
         the sequence (this frame's included), in [0, 1]: 1 above all of them, 0 below all."""
-        if self._sorted is None:
-            self._sorted = np.sort(np.concatenate(self._scores)) if self._scores else np.zeros(0, np.float32)
-        if not len(self._sorted):
+        if not len(self._scores):
             return 1.0
-        total, count = track.data.get(_SCORES, (track.score, 1))
-        mean = total / count
+        mean = track.score_sum / track.hits
         # mid-rank: ties count half, so a track at the median score ranks 0.5
-        below = np.searchsorted(self._sorted, mean, "left") + np.searchsorted(self._sorted, mean, "right")
-        return float(below) / (2 * len(self._sorted))
+        below = np.searchsorted(self._scores, mean, "left") + np.searchsorted(self._scores, mean, "right")
+        return float(below) / (2 * len(self._scores))
 
     def hold(self, track, row: tuple) -> list:
         """The output rows of a carried frame: ``[row]`` now (``carry_output: immediate``), or none
@@ -296,8 +289,6 @@ class Refiner:
         for t, f in zip(tracks, feats):
             t.data[_TEMPLATE] = f
             t.data[_CARRIED] = 0
-            total, count = t.data.get(_SCORES, (0.0, 0))
-            t.data[_SCORES] = (total + t.score, count + 1)
 
 
 def build_refiner(cfg: RefinerConfig, runtime: RuntimeConfig | None = None) -> Refiner | None:

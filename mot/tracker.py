@@ -36,6 +36,7 @@ class Track:
             carried on).
         start_frame: the frame the track was born.
         score: the last matched detection's score.
+        score_sum: the sum of the matched detections' scores (``score_sum / hits`` is their mean).
         data: per-track state owned by pluggable stages (embedding gallery, refiner template ...).
     """
 
@@ -48,6 +49,7 @@ class Track:
         self.start_frame = frame
         self.last_frame = frame
         self.score = float(score)
+        self.score_sum = self.score
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.data: dict = {}
         self.kalman = KalmanBox(self.tlwh) if kalman else None
@@ -82,6 +84,7 @@ class Track:
         self.last_frame = frame
         if detected:
             self.score = float(score)
+            self.score_sum += self.score
             self.hits += 1
 
 
@@ -186,7 +189,7 @@ class Tracker:
                 continue
             carried = None
             if refiner is not None and track.state is TrackState.CONFIRMED:
-                carried = refiner.carry(track, frame, detections)
+                carried = refiner.carry(track, frame, detections.tlwh)
             if carried is not None:
                 track.update(carried, track.score, frame, cfg.velocity_smoothing, detected=False)
                 out += refiner.hold(track, (frame, track.id, track.tlwh.copy(), track.score))

@@ -115,3 +115,11 @@ def test_stop_after_reproduces_a_cut_run(synthetic_root, tmp_path):
     a = torch.load(tmp_path / "cut.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "again.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_colour_branch_settings_are_refused(synthetic_root, tmp_path):
+    with pytest.raises(UserError, match="hist_share must be in"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_share=1.0))
+    with pytest.raises(UserError, match="hist_stripes must be >= 0"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_stripes=-1))
+    assert not (tmp_path / "w.pt").exists()
