@@ -147,7 +147,7 @@ def aspect_change(ctx):
 
 def time_since_seen(ctx):
     """Seconds since the track was last matched."""
-    return ctx.per_track([(ctx.frame - t.last_frame) / ctx.fps for t in ctx.tracks])
+    return ctx.per_track([(ctx.frame - t.last_detected) / ctx.fps for t in ctx.tracks])
 
 
 def track_age(ctx):
@@ -197,6 +197,16 @@ FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
     "detection_score": detection_score,
     "refiner_iou": refiner_iou,
     "refiner_score": refiner_score,
+}
+
+# How P(same person) must move as a feature grows, all else equal (+1 up, -1 down, 0 free): the
+# matcher's training may impose it (XGBoost monotone constraints), so that what it learns from a few
+# sequences cannot invert plain geometry or appearance where those sequences had few pairs. Left
+# free: signed ratios, and distances whose meaning depends on another feature (centre_distance is
+# large for a fast walker that motion_error predicts well; a long time unseen allows a large move).
+MONOTONE: dict[str, int] = {
+    "appearance_min": -1, "appearance_mean": -1, "appearance_ema": -1, "colour_min": -1, "colour_mean": -1,
+    "iou": 1, "motion_error": -1, "aspect_change": -1, "refiner_iou": 1,
 }
 
 APPEARANCE_FEATURES = ("appearance_min", "appearance_mean", "appearance_ema")  # from the Siamese CNN

@@ -20,12 +20,13 @@ from mot.io import atomic_write_text
 
 def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[str], out: Path,
          seqs: list[str] | None = None, cache: Path | None = None,
-         siamese: dict[str, str] | None = None) -> dict:
+         siamese: dict[str, str] | None = None, settings=None) -> dict:
     """Runs the study.
 
     Args:
         siamese: Siamese weights per left-out sequence (trained without it); a sequence not named
             uses the configured (shipped) weights, which must then not have seen it.
+        settings: the matcher's ``TrainSettings`` (default: the defaults).
 
     Returns:
         ``{sequence: {config: metrics}}``.
@@ -51,7 +52,8 @@ def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[st
             if cfg.association.type == "learned":
                 x, y = collect_many(others[:-1], cfg, train_det_files, cache)
                 xv, yv = collect_many(others[-1:], cfg, train_det_files, cache)
-                matcher, _ = train_matcher(cfg.association.params["features"], x, y, xv, yv, TrainSettings())
+                matcher, _ = train_matcher(cfg.association.params["features"], x, y, xv, yv,
+                                           settings or TrainSettings())
                 model = out / "models" / f"{test.name}__{name}.json"
                 matcher.save(model)
                 cfg = load_config(cfg_path, overrides + [f"association.params.matcher={model}"])
@@ -111,6 +113,10 @@ def main(argv=None) -> int:
                         help="peer trackers (the bench extra) run on the same detections; none: skip")
     parser.add_argument("--siamese", nargs="+", default=[], metavar="SEQ=WEIGHTS",
                         help="Siamese weights trained without SEQ, used when SEQ is left out")
+    parser.add_argument("--parallel-trees", type=int, default=None,
+                        help="the matcher's trees per boosting round (default: TrainSettings')")
+    parser.add_argument("--seed", type=int, default=0, help="the matchers' training seed")
+    parser.add_argument("--monotone", choices=["on", "off"], help="monotone constraints (default: TrainSettings')")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="loso-"))
     configs = {Path(c).stem: Path(c) for c in args.configs}
@@ -118,8 +124,14 @@ def main(argv=None) -> int:
         siamese = dict(item.split("=", 1) for item in args.siamese if "=" in item)
         if len(siamese) != len(args.siamese):
             raise UserError("--siamese takes SEQ=WEIGHTS items")
+        from association.training import TrainSettings
+        settings = TrainSettings(seed=args.seed)
+        if args.parallel_trees is not None:
+            settings.parallel_trees = args.parallel_trees
+        if args.monotone is not None:
+            settings.monotone = args.monotone == "on"
         table = loso(args.data, configs, args.det_file, args.train_det_files, out, args.seqs,
-                     Path(args.cache) if args.cache else None, siamese)
+                     Path(args.cache) if args.cache else None, siamese, settings)
         peers = add_peers(table, args.data, args.det_file, tuple(args.peers), out) if args.peers else {}
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from association.features import FeatureContext, compute, motion_error
+from association.features import MONOTONE, FeatureContext, compute, motion_error
 from association.learned import LearnedAssociation, LearnedParams
 from association.matcher import Matcher
 from detectors import DETECTORS
@@ -96,7 +96,7 @@ def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -
     det_cfg = DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file})
     detector = DETECTORS.build(det_cfg, sequence=seq)
     tracker = Tracker(cfg.tracker, teacher)
-    for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image):
+    for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image or tracker.needs_image):
         if (frame - 1) % stride:
             continue
         dets = detector.detect(image, frame)
@@ -118,6 +118,8 @@ class TrainSettings:
     seed: int = 0
     threads: int = 2
     balance: bool = True   # re-weight positives to the negatives (else calibrated probabilities)
+    parallel_trees: int = 1  # trees per round, each on its own subsample, averaged (bagging inside boosting)
+    monotone: bool = False  # impose association.features.MONOTONE on the learned function
 
 
 def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
@@ -133,7 +135,10 @@ def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.n
     neg = max(int((~y).sum()), 1)
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
               "eta": settings.learning_rate, "subsample": 0.8, "colsample_bytree": 0.9, "tree_method": "hist",
-              "scale_pos_weight": neg / pos if settings.balance else 1.0, "seed": settings.seed, "nthread": settings.threads}
+              "scale_pos_weight": neg / pos if settings.balance else 1.0, "seed": settings.seed, "nthread": settings.threads,
+              "num_parallel_tree": settings.parallel_trees}
+    if settings.monotone:
+        params["monotone_constraints"] = "(" + ",".join(str(MONOTONE.get(f, 0)) for f in features) + ")"
     train = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
     evals, kwargs = [(train, "train")], {}
     if x_val is not None and len(x_val):

@@ -137,6 +137,7 @@ class TrackerConfig:
     velocity_smoothing: float = 0.6  # motion "velocity": weight of the newest measurement (0: no motion)
     output_tentative_history: bool = True  # on confirmation, also output the frames it was tentative
     cascade: bool = True         # match confirmed tracks first, then tentative and lost ones
+    camera_motion: str = "flow"  # none | flow: move every track by the camera's motion (mot/camera.py)
 
     def validate(self):
         if self.n_init < 1:
@@ -147,6 +148,8 @@ class TrackerConfig:
             return f"motion must be kalman or velocity, got {self.motion!r}"
         if not 0 <= self.velocity_smoothing <= 1:
             return "velocity_smoothing must be in [0, 1]"
+        if self.camera_motion not in ("none", "flow"):
+            return f"camera_motion must be none or flow, got {self.camera_motion!r}"
         return None
 
 
@@ -166,6 +169,8 @@ class RefinerConfig:
     carry_min_score_rank: float = 0.5  # ... if its mean detection score ranks this high among all scores seen
     carry_output: str = "on_rematch"  # carried boxes output: on_rematch (once re-found) | immediate
     carry_correction: str = "drift"  # on_rematch: held boxes corrected once re-found: none | drift | interpolate
+    carry_min_agreement: float = 0.0  # on_rematch: held boxes kept only if the refiner's box at the re-found frame
+    #                                   overlaps the detection that re-found the track this much (IoU; 0: always)
     features: bool = True        # offer refined_tlwh / refined_score to the matcher's features
     max_search_gap: int = 1      # search tracks last boxed at most this many frames ago
     penalty_k: float = 0.1       # SiamRPN penalty on scale and aspect change
@@ -181,7 +186,7 @@ class RefinerConfig:
         if self.fuse not in ("none", "replace", "average"):
             return f"fuse must be none, replace or average, got {self.fuse!r}"
         for name in ("fuse_weight", "fuse_min_score", "carry_min_score", "carry_max_overlap", "carry_min_score_rank",
-                     "window_influence", "size_lr"):
+                     "carry_min_agreement", "window_influence", "size_lr"):
             if not 0 <= getattr(self, name) <= 1:
                 return f"{name} must be in [0, 1]"
         if self.carry_max_frames < 0 or self.max_search_gap < 1 or self.batch_size < 1:

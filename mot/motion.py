@@ -62,3 +62,17 @@ class KalmanBox:
         gain = np.linalg.solve(s, cov[:4, :]).T             # (8, 4)
         self.mean = mean + gain @ (_to_xyah(tlwh) - mean[:4])
         self.cov = cov - gain @ s @ gain.T
+
+    def warp(self, warp: np.ndarray) -> None:
+        """Moves the state by a camera motion ``warp`` ((2, 3) similarity from the last frame's pixels
+        to this frame's): centre and its velocity by the linear part (plus the shift), height and its
+        velocity by the scale; the covariance alike."""
+        a = warp[:, :2]
+        scale = np.sqrt(abs(np.linalg.det(a)))
+        t = np.eye(8)
+        t[:2, :2] = a
+        t[4:6, 4:6] = a
+        t[3, 3] = t[7, 7] = scale
+        self.mean = t @ self.mean
+        self.mean[:2] += warp[:, 2]
+        self.cov = t @ self.cov @ t.T

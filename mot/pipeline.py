@@ -52,7 +52,7 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
     timer = timer if timer is not None else StageTimer()
     tracker = Tracker(cfg.tracker, association, refiner, timer=timer)
     embedder = getattr(association, "embedder", None)
-    read_images = detector.needs_image or association.needs_image or refiner is not None
+    read_images = detector.needs_image or association.needs_image or refiner is not None or tracker.needs_image
     parts = []
     frames = seq.frames(read_images=read_images, prefetch=cfg.runtime.prefetch)
     if progress:

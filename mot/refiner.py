@@ -264,18 +264,25 @@ class Refiner:
         known: ``drift`` adds to each the refiner's error at the re-found frame (detection box minus
         the refiner's box there) in proportion to its place in the gap, as a forward-backward
         tracker would; ``interpolate`` replaces them by the straight line between the detection
-        boxes before and after the gap; ``none`` keeps the refiner's boxes.
+        boxes before and after the gap; ``none`` keeps the refiner's boxes. With
+        ``carry_min_agreement`` the held boxes are dropped instead when the refiner's own box at the
+        re-found frame misses the detection found there (a forward-backward check: a refiner that
+        drifted off the person in the gap does not arrive where the person is found again).
         """
         held = track.data.pop(_HELD, [])
         anchor = track.data.pop(_ANCHOR, None)
+        f1, box1 = track.last_frame, track.tlwh
+        result = track.data.get(_RESULT)
+        searched = result is not None and result[0] == f1
+        if held and self.cfg.carry_min_agreement > 0 and (
+                not searched or iou_matrix_tlwh(result[1][None], box1[None])[0, 0] < self.cfg.carry_min_agreement):
+            return []   # the refiner did not arrive where the track was found again: it had lost the person
         mode = self.cfg.carry_correction
         if not held or mode == "none" or anchor is None:
             return held
         f0, box0 = anchor
-        f1, box1 = track.last_frame, track.tlwh
         if mode == "drift":
-            result = track.data.get(_RESULT)
-            if result is None or result[0] != f1:
+            if not searched:
                 return held
             error = box1 - result[1]
             return [(f, i, (b + (f - f0) / (f1 - f0) * error).astype(np.float32), sc) for f, i, b, sc in held]

@@ -105,7 +105,7 @@ def _read_numbers(path: Path, cols: int) -> np.ndarray:
 
 def mot_tracks(seq_folder: Path, min_height: float = 0.0) -> tuple[list[TargetTrack], dict[int, Path]]:
     """The considered ground-truth identities of a MOTChallenge sequence, and its frame paths."""
-    from mot.io import read_ground_truth
+    from mot.io import PEDESTRIAN, read_ground_truth
     from mot.sequence import open_sequence
 
     seq = open_sequence(seq_folder)
@@ -113,6 +113,8 @@ def mot_tracks(seq_folder: Path, min_height: float = 0.0) -> tuple[list[TargetTr
         raise UserError(f"{seq_folder}: no gt/gt.txt to train on")
     gt = read_ground_truth(seq.gt_path)
     keep = gt.consider & (gt.tlwh[:, 3] >= min_height) & (gt.tlwh[:, 2] > 1)
+    if gt.classes is not None:          # MOT17 layout: pedestrians only
+        keep &= gt.classes == PEDESTRIAN
     tracks = []
     for pid in np.unique(gt.ids[keep]):
         m = keep & (gt.ids == pid)

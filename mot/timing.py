@@ -8,6 +8,7 @@ import time
 STAGES = {
     "read": "image read",
     "detector": "detector",
+    "camera": "camera motion",
     "flow": "flow",
     "patches": "patches",
     "network": "CNN",

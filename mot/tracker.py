@@ -34,6 +34,7 @@ class Track:
         hits: frames with a matched detection.
         last_frame: the last frame with a box (a matched detection, or the refiner's box it was
             carried on).
+        last_detected: the last frame with a matched detection (``< last_frame`` while carried).
         start_frame: the frame the track was born.
         score: the last matched detection's score.
         score_sum: the sum of the matched detections' scores (``score_sum / hits`` is their mean).
@@ -48,6 +49,7 @@ class Track:
         self.hits = 1
         self.start_frame = frame
         self.last_frame = frame
+        self.last_detected = frame
         self.score = float(score)
         self.score_sum = self.score
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
@@ -63,6 +65,15 @@ class Track:
         cxcywh = tlwh_to_cxcywh(self.tlwh)[0]
         cxcywh[:2] += self.velocity * (frame - self.last_frame)
         return cxcywh_to_tlwh(cxcywh)[0]
+
+    def warp(self, warp: np.ndarray) -> None:
+        """Moves the track by the camera's motion since the last frame ((2, 3), see mot/camera.py)."""
+        from mot.camera import warp_boxes
+
+        if self.kalman is not None:
+            self.kalman.warp(warp)
+        self.tlwh = warp_boxes(warp, self.tlwh)[0]
+        self.velocity = (warp[:, :2] @ self.velocity).astype(np.float32)
 
     def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float, detected: bool = True) -> None:
         """Moves the track to a box of ``frame``: a matched detection's, or (``detected=False``) the
@@ -83,6 +94,7 @@ class Track:
         self.tlwh = np.asarray(tlwh, np.float32).copy()
         self.last_frame = frame
         if detected:
+            self.last_detected = frame
             self.score = float(score)
             self.score_sum += self.score
             self.hits += 1
@@ -117,6 +129,15 @@ class Tracker:
         self.refiner = refiner
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
+        self.camera = None
+        if cfg.camera_motion == "flow":
+            from mot.camera import CameraMotion
+            self.camera = CameraMotion()
+
+    @property
+    def needs_image(self) -> bool:
+        """Whether :meth:`update` needs the frame's image (camera motion)."""
+        return self.camera is not None
 
     def update(self, detections: Detections, frame: int, image: np.ndarray | None = None) -> TrackResults:
         """Advances one frame.
@@ -133,6 +154,14 @@ class Tracker:
         cfg = self.cfg
         timer = self.timer
         timer.start()
+        if self.camera is not None and image is not None:
+            from mot.camera import is_identity
+
+            warp = self.camera.estimate(image, detections.tlwh)
+            if not is_identity(warp):
+                for track in self.tracks:
+                    track.warp(warp)
+            timer.lap("camera")
         prepare = getattr(self.association, "prepare", None)
         if prepare is not None:
             detections = prepare(detections, image, frame)
@@ -145,8 +174,10 @@ class Tracker:
             refiner.refine(live, image, frame)
             timer.lap("refiner")
         if cfg.cascade:
-            groups = [[t for t in live if t.state is TrackState.CONFIRMED],
-                      [t for t in live if t.state is not TrackState.CONFIRMED]]
+            # A track carried on the refiner's box is matched with the lost ones, as it would be
+            # without the refiner: its box is unconfirmed until a detection finds it again.
+            first = [t.state is TrackState.CONFIRMED and t.last_detected == t.last_frame for t in live]
+            groups = [[t for t, f in zip(live, first) if f], [t for t, f in zip(live, first) if not f]]
         else:
             groups = [live]
         free = np.arange(len(detections))
@@ -195,7 +226,7 @@ class Tracker:
                 out += refiner.hold(track, (frame, track.id, track.tlwh.copy(), track.score))
             elif track.state is TrackState.TENTATIVE:
                 track.state = TrackState.REMOVED
-            elif frame - track.last_frame > cfg.max_age:
+            elif frame - track.last_detected > cfg.max_age:   # carried frames do not extend a life
                 track.state = TrackState.REMOVED
             else:
                 track.state = TrackState.LOST

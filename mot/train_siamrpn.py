@@ -168,7 +168,7 @@ def train(p: TrainParams, out: str | Path, command: str = "", progress: bool = T
             loss.backward()
             opt.step()
             sched.step()
-            sums += (float(loss), c, l)
+            sums += (loss.item(), c, l)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss):.3f}")

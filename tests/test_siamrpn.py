@@ -282,6 +282,29 @@ def test_carry_correction_once_found_again(mode):
         load_config(None, ["refiner.carry_correction=spline"])
 
 
+@pytest.mark.parametrize("agreement, kept", [(0.0, True), (0.5, True), (0.6, False)])
+def test_carry_min_agreement_drops_gaps_the_refiner_lost(agreement, kept):
+    """The biased refiner's box at the re-found frame overlaps the detection there by IoU 0.54
+    (6 px off a 20 px wide box): below the agreement asked for, the held gap boxes are dropped, and
+    nothing else of the track changes."""
+    truth, gap = _walk(range(1, 16)), {7, 8, 9}
+    cfg = RefinerConfig(enabled=True, carry_min_agreement=agreement)
+    _, out = _run_gap(Refiner(cfg, searcher=_BiasedSearcher(truth)), truth, gap)
+    _, out_lost = _run_gap(None, truth, gap)
+    assert all((f in out) == kept for f in gap)
+    assert sorted(set(out) - gap) == sorted(out_lost)
+    assert all(np.allclose(out[f], out_lost[f]) for f in out_lost)
+
+
+def test_carry_min_agreement_keeps_a_refiner_on_the_person():
+    truth, gap = _walk(range(1, 16)), {7, 8, 9}
+    _, out = _run_gap(Refiner(RefinerConfig(enabled=True, carry_min_agreement=0.9), searcher=_OracleSearcher(truth)),
+                      truth, gap)
+    assert all(f in out for f in gap)
+    with pytest.raises(UserError, match="carry_min_agreement must be in"):
+        load_config(None, ["refiner.carry_min_agreement=1.5"])
+
+
 def test_carry_only_tracks_with_high_ranked_scores():
     """carry_min_score_rank 0.5: only a track whose mean detection score is above the median of
     all detection scores seen so far is carried (scores are ranked, so their scale does not matter)."""

@@ -1,0 +1,114 @@
+"""Leave-one-sequence-out study of the SiamRPN refiner: the tracker with the refiner off and on.
+
+For every sequence of ``--data`` a SiamRPN model is trained without it: on the other sequences but
+one (plus any ``--extra`` sequences, such as single-object ones), validated on that one (the next
+in name order), then the left-out sequence is tracked on every detection file it has, with the
+refiner off and on. Nothing of the left-out sequence is seen in training or in choosing the epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mot.errors import UserError
+from mot.io import atomic_write_text
+
+KEYS = ("HOTA", "MOTA", "IDF1", "FN", "FP", "IDSW")
+
+
+def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, steps: int) -> dict[str, Path]:
+    """Trains (or reuses, if ``out/models/<SEQ>.pt`` exists) one model per left-out sequence."""
+    from mot.train_siamrpn import TrainParams, train
+
+    models = {}
+    for i, test in enumerate(paths):
+        val = paths[(i + 1) % len(paths)]
+        train_on = [p for p in paths if p not in (test, val)] + list(extra)
+        model = out / "models" / f"{test.name}.pt"
+        if not model.is_file():
+            model.parent.mkdir(parents=True, exist_ok=True)
+            p = TrainParams(train=[str(p) for p in train_on], val=[str(val)], epochs=epochs, steps_per_epoch=steps)
+            summary = train(p, model, command=f"refiner_loso fold {test.name}", progress=False)
+            print(f"{test.name}: model trained on {[p.name for p in train_on]}, val {val.name} "
+                  f"IoU {summary['best_val_iou']} (epoch {summary['best_epoch']}, {summary['seconds']:.0f} s)",
+                  file=sys.stderr)
+        models[test.name] = model
+    return models
+
+
+def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path], overrides: list[str],
+          epochs: int = 6, steps: int = 150, seqs: list[str] | None = None) -> dict:
+    """Runs the study.
+
+    Returns:
+        ``{det_file: {sequence: {"off": metrics, "on": metrics}}}``.
+    """
+    from mot.config import load_config
+    from mot.pipeline import run
+    from mot.sequence import discover
+
+    paths = discover(data)
+    models = fold_models(paths, extra, out, epochs, steps)
+    tests = {p.name for p in discover(data, seqs)}
+    table: dict = {}
+    for det_file in det_files:
+        tag = Path(det_file).stem
+        table[det_file] = {}
+        for path in paths:
+            if path.name not in tests or not (path / det_file).is_file():
+                continue
+            row = {}
+            for mode in ("off", "on"):
+                sets = [f"detector.params.file={det_file}"]
+                if mode == "on":
+                    sets += ["refiner.enabled=true", f"refiner.weights={models[path.name]}"] + overrides
+                report = run(path, load_config(config, sets), out / tag / mode, progress=False)
+                if report.failed:
+                    raise UserError(report.failed[0].error)
+                row[mode] = report.runs[0].score.metrics
+            table[det_file][path.name] = row
+            print(f"{tag} {path.name}: " + ", ".join(f"{k} {row['off'][k]:.1f} -> {row['on'][k]:.1f}"
+                                                     for k in ("MOTA", "FN", "HOTA", "IDF1")), file=sys.stderr)
+    return table
+
+
+def markdown(table: dict) -> str:
+    """One row per (detection file, sequence): off -> on."""
+    lines = ["| det | sequence | " + " | ".join(KEYS) + " |", "|" + "---|" * (2 + len(KEYS))]
+    for det_file, rows in table.items():
+        for seq, row in rows.items():
+            cells = []
+            for k in KEYS:
+                a, b = row["off"].get(k), row["on"].get(k)
+                fmt = (lambda v: f"{v:.1f}") if isinstance(a, float) else str
+                cells.append(f"{fmt(a)} -> {fmt(b)}")
+            lines.append(f"| {Path(det_file).stem} | {seq} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="refiner_loso", description=__doc__)
+    parser.add_argument("--data", required=True, help="annotated MOT sequences (each is left out in turn)")
+    parser.add_argument("--extra", nargs="*", default=[], help="more training sequences (SOT or MOT), never tested")
+    parser.add_argument("--config", default="configs/iou_only.yaml", help="the tracker the refiner is added to")
+    parser.add_argument("--det-files", nargs="+", default=["det/det.txt", "det/det_frcnn.txt"])
+    parser.add_argument("--seqs", nargs="+", help="sequences to test (default: all); all still train the others")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="refiner settings for the 'on' runs, e.g. refiner.carry_min_agreement=0.5")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=150, help="steps per epoch")
+    parser.add_argument("--out", required=True, help="working folder (fold models are reused from out/models)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        table = study(args.data, Path(args.config), args.det_files, out, [Path(p) for p in args.extra],
+                      args.overrides, args.epochs, args.steps, args.seqs)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    atomic_write_text(out / "refiner_loso.json", json.dumps({"overrides": args.overrides, "table": table}, indent=1))
+    print(markdown(table))
+    return 0
