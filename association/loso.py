@@ -1,9 +1,9 @@
 """Leave-one-sequence-out study of the association ablation (iou_only, context, default).
 
 For every sequence: the matcher of each learned config is trained on the other sequences (pairs from
-all their detection files; the last other sequence held out for early stopping), then the sequence
-is tracked and scored on the chosen detection file. Nothing of the left-out sequence is seen in
-training the matcher.
+all their detection files; the number of rounds chosen by leaving each of them out in turn, as the
+shipped matcher is trained), then the sequence is tracked and scored on the chosen detection file.
+Nothing of the left-out sequence is seen in training the matcher.
 """
 
 from __future__ import annotations
@@ -20,19 +20,22 @@ from mot.io import atomic_write_text
 
 def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[str], out: Path,
          seqs: list[str] | None = None, cache: Path | None = None,
-         siamese: dict[str, str] | None = None, settings=None) -> dict:
+         siamese: dict[str, str] | None = None, settings=None, cv: bool = True) -> dict:
     """Runs the study.
 
     Args:
         siamese: Siamese weights per left-out sequence (trained without it); a sequence not named
             uses the configured (shipped) weights, which must then not have seen it.
         settings: the matcher's ``TrainSettings`` (default: the defaults).
+        cv: the matchers stop at the round that is best leaving each training sequence out in turn
+            (``train_matcher_cv``, as the shipped matcher is trained); otherwise the last training
+            sequence is held out for early stopping.
 
     Returns:
         ``{sequence: {config: metrics}}``.
     """
     from association.train_cli import collect_many
-    from association.training import TrainSettings, train_matcher
+    from association.training import TrainSettings, train_matcher, train_matcher_cv
     from mot.config import load_config
     from mot.pipeline import run
     from mot.sequence import discover
@@ -50,10 +53,15 @@ def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[st
                 overrides.append(f"association.params.appearance.weights={siamese[test.name]}")
                 cfg = load_config(cfg_path, overrides)
             if cfg.association.type == "learned":
-                x, y = collect_many(others[:-1], cfg, train_det_files, cache)
-                xv, yv = collect_many(others[-1:], cfg, train_det_files, cache)
-                matcher, _ = train_matcher(cfg.association.params["features"], x, y, xv, yv,
-                                           settings or TrainSettings())
+                features = cfg.association.params["features"]
+                if cv:
+                    per_seq = [collect_many([p], cfg, train_det_files, cache) for p in others]
+                    matcher, _ = train_matcher_cv(features, [x for x, _ in per_seq], [y for _, y in per_seq],
+                                                  settings or TrainSettings())
+                else:
+                    x, y = collect_many(others[:-1], cfg, train_det_files, cache)
+                    xv, yv = collect_many(others[-1:], cfg, train_det_files, cache)
+                    matcher, _ = train_matcher(features, x, y, xv, yv, settings or TrainSettings())
                 model = out / "models" / f"{test.name}__{name}.json"
                 matcher.save(model)
                 cfg = load_config(cfg_path, overrides + [f"association.params.matcher={model}"])
@@ -116,6 +124,10 @@ def main(argv=None) -> int:
     parser.add_argument("--parallel-trees", type=int, default=None,
                         help="the matcher's trees per boosting round (default: TrainSettings')")
     parser.add_argument("--seed", type=int, default=0, help="the matchers' training seed")
+    parser.add_argument("--stopping", choices=["cv", "last"], default="cv",
+                        help="cv: stop at the best round leaving each training sequence out in turn; "
+                             "last: hold out the last training sequence")
+    parser.add_argument("--learning-rate", type=float, default=None, help="the matchers' eta (default: TrainSettings')")
     parser.add_argument("--monotone", choices=["on", "off"], help="monotone constraints (default: TrainSettings')")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="loso-"))
@@ -128,10 +140,12 @@ def main(argv=None) -> int:
         settings = TrainSettings(seed=args.seed)
         if args.parallel_trees is not None:
             settings.parallel_trees = args.parallel_trees
+        if args.learning_rate is not None:
+            settings.learning_rate = args.learning_rate
         if args.monotone is not None:
             settings.monotone = args.monotone == "on"
         table = loso(args.data, configs, args.det_file, args.train_det_files, out, args.seqs,
-                     Path(args.cache) if args.cache else None, siamese, settings)
+                     Path(args.cache) if args.cache else None, siamese, settings, args.stopping == "cv")
         peers = add_peers(table, args.data, args.det_file, tuple(args.peers), out) if args.peers else {}
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,6 +53,11 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _check_positives(y: np.ndarray) -> None:
+    if not len(y) or not y.any():
+        raise UserError("no positive training pairs found (do the sequences have gt and detections?)")
+
+
 def _weights_digest(cfg) -> str:
     """sha1 of the Siamese weights the config's appearance features use ('' without appearance)."""
     from association.features import APPEARANCE_FEATURES
@@ -69,7 +74,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="train_matcher", description=__doc__)
     parser.add_argument("--data", required=True, help="annotated sequences (MOTChallenge layout)")
     parser.add_argument("--seqs", nargs="+", help="training sequences (names or patterns; default: all)")
-    parser.add_argument("--val-seqs", nargs="+", default=[], help="whole sequences held out for early stopping")
+    parser.add_argument("--val-seqs", nargs="+", default=[],
+                        help="whole sequences held out for early stopping (default: none; the rounds are "
+                             "chosen by leaving each training sequence out in turn, then all are fitted)")
     parser.add_argument("--config", help="config whose association.params (features, appearance) to train for")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--det-files", nargs="+", default=["det/det.txt", "det/det_frcnn.txt"],
@@ -79,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from association.training import TrainSettings, train_matcher
+    from association.training import TrainSettings, train_matcher, train_matcher_cv
     from mot.config import load_config
     from mot.sequence import discover
 
@@ -93,12 +100,17 @@ def main(argv=None) -> int:
             raise UserError("no training sequences left after holding out --val-seqs")
         cache = Path(args.cache) if args.cache else None
         start = time.perf_counter()
-        x, y = collect_many(train, cfg, args.det_files, cache)
-        xv, yv = collect_many(val, cfg, args.det_files, cache) if val else (None, None)
-        if not len(y) or not y.any():
-            raise UserError("no positive training pairs found (do the sequences have gt and detections?)")
         features = cfg.association.params["features"]
-        matcher, facts = train_matcher(features, x, y, xv, yv, TrainSettings(seed=args.seed))
+        settings = TrainSettings(seed=args.seed)
+        if val:
+            x, y = collect_many(train, cfg, args.det_files, cache)
+            xv, yv = collect_many(val, cfg, args.det_files, cache)
+            _check_positives(y)
+            matcher, facts = train_matcher(features, x, y, xv, yv, settings)
+        else:   # every training sequence held out in turn to choose the rounds, then all of them fitted
+            per_seq = [collect_many([p], cfg, args.det_files, cache) for p in train]
+            _check_positives(np.concatenate([y for _, y in per_seq]))
+            matcher, facts = train_matcher_cv(features, [x for x, _ in per_seq], [y for _, y in per_seq], settings)
         facts.update(train=[p.name for p in train], val=[p.name for p in val], det_files=args.det_files,
                      seconds=round(time.perf_counter() - start, 1))
         matcher.save(args.out, {"training": facts})

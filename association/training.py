@@ -122,6 +122,53 @@ class TrainSettings:
     monotone: bool = False  # impose association.features.MONOTONE on the learned function
 
 
+def _params(settings: TrainSettings, y: np.ndarray, features: list[str]) -> dict:
+    pos = max(int(y.sum()), 1)
+    neg = max(int((~y).sum()), 1)
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
+              "eta": settings.learning_rate, "subsample": 0.8, "colsample_bytree": 0.9, "tree_method": "hist",
+              "scale_pos_weight": neg / pos if settings.balance else 1.0, "seed": settings.seed, "nthread": settings.threads,
+              "num_parallel_tree": settings.parallel_trees}
+    if settings.monotone:
+        params["monotone_constraints"] = "(" + ",".join(str(MONOTONE.get(f, 0)) for f in features) + ")"
+    return params
+
+
+def train_matcher_cv(features: list[str], xs: list[np.ndarray], ys: list[np.ndarray],
+                     settings: TrainSettings = TrainSettings()) -> tuple[Matcher, dict]:
+    """Fits the matcher on all the given sequences' pairs, for the number of rounds that minimises
+    the mean validation log-loss of leaving each sequence out in turn (``xgboost.cv`` with one fold
+    per sequence): every sequence serves for training and, once, for choosing when to stop, so no
+    single short sequence decides it.
+
+    Args:
+        xs, ys: per sequence (two or more), its pairs' features (N, F) and labels (N,).
+
+    Returns:
+        The matcher and a dict of training facts (pair counts, rounds, cross-validated log-loss).
+    """
+    import xgboost as xgb
+
+    keep = [i for i, y in enumerate(ys) if len(y)]
+    if len(keep) < 2:
+        raise UserError("cross-validated training needs pairs from two or more sequences")
+    x = np.concatenate([xs[i] for i in keep])
+    y = np.concatenate([ys[i] for i in keep])
+    bounds = np.cumsum([0] + [len(ys[i]) for i in keep])
+    index = np.arange(len(y))
+    folds = [(np.concatenate([index[:a], index[b:]]), index[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    params = _params(settings, y, features)
+    data = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
+    history = xgb.cv(params, data, settings.rounds, folds=folds, early_stopping_rounds=settings.early_stopping,
+                     verbose_eval=False, seed=settings.seed)
+    rounds = len(history)          # cut at the best mean round by early stopping
+    booster = xgb.train(params, data, rounds)
+    facts = {"pairs": int(len(y)), "positives": int(y.sum()), "negatives": int((~y).sum()), "rounds": rounds,
+             "cv_logloss": float(history["test-logloss-mean"].iloc[-1]), "folds": len(folds)}
+    booster.feature_names = None
+    return Matcher(booster, features), facts
+
+
 def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None,
                   y_val: np.ndarray | None = None, settings: TrainSettings = TrainSettings()) -> tuple[Matcher, dict]:
     """Fits the XGBoost pair classifier; positives are re-weighted to balance the classes.
@@ -133,12 +180,7 @@ def train_matcher(features: list[str], x: np.ndarray, y: np.ndarray, x_val: np.n
 
     pos = max(int(y.sum()), 1)
     neg = max(int((~y).sum()), 1)
-    params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
-              "eta": settings.learning_rate, "subsample": 0.8, "colsample_bytree": 0.9, "tree_method": "hist",
-              "scale_pos_weight": neg / pos if settings.balance else 1.0, "seed": settings.seed, "nthread": settings.threads,
-              "num_parallel_tree": settings.parallel_trees}
-    if settings.monotone:
-        params["monotone_constraints"] = "(" + ",".join(str(MONOTONE.get(f, 0)) for f in features) + ")"
+    params = _params(settings, y, features)
     train = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
     evals, kwargs = [(train, "train")], {}
     if x_val is not None and len(x_val):

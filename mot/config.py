@@ -169,7 +169,7 @@ class RefinerConfig:
     carry_min_score_rank: float = 0.5  # ... if its mean detection score ranks this high among all scores seen
     carry_output: str = "on_rematch"  # carried boxes output: on_rematch (once re-found) | immediate
     carry_correction: str = "drift"  # on_rematch: held boxes corrected once re-found: none | drift | interpolate
-    carry_min_agreement: float = 0.0  # on_rematch: held boxes kept only if the refiner's box at the re-found frame
+    carry_min_agreement: float = 0.5  # on_rematch: held boxes kept only if the refiner's box at the re-found frame
     #                                   overlaps the detection that re-found the track this much (IoU; 0: always)
     features: bool = True        # offer refined_tlwh / refined_score to the matcher's features
     max_search_gap: int = 1      # search tracks last boxed at most this many frames ago

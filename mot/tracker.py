@@ -174,10 +174,8 @@ class Tracker:
             refiner.refine(live, image, frame)
             timer.lap("refiner")
         if cfg.cascade:
-            # A track carried on the refiner's box is matched with the lost ones, as it would be
-            # without the refiner: its box is unconfirmed until a detection finds it again.
-            first = [t.state is TrackState.CONFIRMED and t.last_detected == t.last_frame for t in live]
-            groups = [[t for t, f in zip(live, first) if f], [t for t, f in zip(live, first) if not f]]
+            groups = [[t for t in live if t.state is TrackState.CONFIRMED],
+                      [t for t in live if t.state is not TrackState.CONFIRMED]]
         else:
             groups = [live]
         free = np.arange(len(detections))
@@ -226,7 +224,7 @@ class Tracker:
                 out += refiner.hold(track, (frame, track.id, track.tlwh.copy(), track.score))
             elif track.state is TrackState.TENTATIVE:
                 track.state = TrackState.REMOVED
-            elif frame - track.last_detected > cfg.max_age:   # carried frames do not extend a life
+            elif frame - track.last_frame > cfg.max_age:
                 track.state = TrackState.REMOVED
             else:
                 track.state = TrackState.LOST

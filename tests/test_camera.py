@@ -46,7 +46,12 @@ def test_estimates_a_pan_and_ignores_people():
     np.testing.assert_allclose(warp[:, 2], [7, -3], atol=0.3)
     np.testing.assert_allclose(warp[:, :2], np.eye(2), atol=0.01)
     still = cam.estimate(_view(canvas, 93, 103), None)
-    np.testing.assert_allclose(still, IDENTITY, atol=0.05)    # a static camera: the identity
+    np.testing.assert_array_equal(still, IDENTITY)           # a static camera: exactly the identity
+    small = cam.estimate(_view(canvas, 91, 103), None)        # 2 px: above min_motion, passed on
+    np.testing.assert_allclose(small[:, 2], [2, 0], atol=0.3)
+    lenient = CameraMotion(min_motion=3.0)
+    lenient.estimate(_view(canvas, 93, 103), None)
+    np.testing.assert_array_equal(lenient.estimate(_view(canvas, 91, 103), None), IDENTITY)
 
 
 def test_estimate_is_downscale_invariant():

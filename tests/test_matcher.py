@@ -71,3 +71,39 @@ def test_gate_blocks_unlikely_pairs(toy_matcher, tmp_path):
 def test_context_config_runs_end_to_end(synthetic_root, tmp_path):
     report = run(synthetic_root, load_config(Path(__file__).resolve().parents[1] / "configs" / "context.yaml"), tmp_path / "out")
     assert not report.failed and report.combined["MOTA"] > 40
+
+
+def test_cross_validated_training_uses_every_sequence():
+    """One fold per sequence chooses the rounds; the model is then fitted on all pairs."""
+    from association.training import train_matcher_cv
+
+    rng = np.random.default_rng(3)
+    xs, ys = [], []
+    for n in (400, 300, 500):
+        iou = rng.uniform(0, 1, n).astype(np.float32)
+        dist = rng.uniform(0, 3, n).astype(np.float32)
+        xs.append(np.stack([iou, dist], 1))
+        ys.append((iou + rng.normal(0, 0.15, n) > 0.5) & (dist < 2.0))
+    matcher, facts = train_matcher_cv(FEATURES, xs, ys, TrainSettings(rounds=60, early_stopping=5))
+    assert facts["folds"] == 3 and facts["pairs"] == 1200 and 1 <= facts["rounds"] <= 60
+    assert matcher.booster.num_boosted_rounds() == facts["rounds"]
+    p = matcher.predict(np.array([[[0.9, 0.3], [0.1, 0.3]]], np.float32))
+    assert p[0, 0] > 0.5 > p[0, 1]
+    with pytest.raises(UserError, match="two or more sequences"):
+        train_matcher_cv(FEATURES, xs[:1], ys[:1])
+
+
+def test_train_matcher_command_on_generated_sequences(synthetic_root, tmp_path):
+    """scripts/train_matcher.py without --val-seqs: pairs from the tracker run on each sequence,
+    rounds chosen by leaving each out in turn; the written model loads for the config's features."""
+    from association.train_cli import main
+
+    out = tmp_path / "m.json"
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "context.yaml"
+    assert main(["--data", str(synthetic_root), "--config", str(cfg), "--det-files", "det/det.txt",
+                 "--out", str(out)]) == 0
+    features = load_config(cfg).association.params["features"]
+    meta = json.loads(Matcher.load(out, features).booster.attr("siamese_mot_meta"))
+    assert meta["training"]["folds"] == 2 and meta["training"]["train"] == ["SYN-A", "SYN-B"]
+    assert main(["--data", str(synthetic_root), "--seqs", "SYN-A", "--config", str(cfg),
+                 "--det-files", "det/det.txt", "--out", str(tmp_path / "n.json")]) == 2   # one sequence: no folds
