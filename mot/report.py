@@ -17,7 +17,8 @@ from mot.io import atomic_write_text
 ACCURACY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
 #: Report columns: label -> the StageTimer stages summed into it.
 STAGE_COLUMNS = {
-    "image read": ("read",), "detector": ("detector",), "flow": ("flow",), "patches + CNN": ("patches", "network"),
+    "image read": ("read",), "detector": ("detector",), "camera motion": ("camera",), "flow": ("flow",),
+    "patches + CNN": ("patches", "network"),
     "refiner": ("refiner",), "features + XGBoost (IoU)": ("association",), "linking": ("linking",),
     "track life cycle": ("tracker",), "other prep": ("prepare",),
 }
