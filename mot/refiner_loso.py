@@ -51,6 +51,9 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
     from mot.sequence import discover
 
     paths = discover(data)
+    if len(paths) + len(extra) < 3 or len(paths) < 2:
+        raise UserError("the study needs three or more sequences (one left out, one to validate, the rest to train "
+                        f"on), or --extra ones; got {len(paths)}")
     models = fold_models(paths, extra, out, epochs, steps)
     tests = {p.name for p in discover(data, seqs)}
     table: dict = {}
