@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 
 from association.linking import link
+from mot.camera import CameraMotion, is_identity, warp_boxes
 from mot.config import TrackerConfig
 from mot.geometry import cxcywh_to_tlwh, tlwh_to_cxcywh
 from mot.io import TrackResults
@@ -68,8 +69,6 @@ class Track:
 
     def warp(self, warp: np.ndarray) -> None:
         """Moves the track by the camera's motion since the last frame ((2, 3), see mot/camera.py)."""
-        from mot.camera import warp_boxes
-
         if self.kalman is not None:
             self.kalman.warp(warp)
         self.tlwh = warp_boxes(warp, self.tlwh)[0]
@@ -114,6 +113,9 @@ class Tracker:
       assigned to ``track`` (a match or a birth), so the stage can keep per-track state in
       ``track.data`` (embedding gallery ...). Networks hold no per-track state.
 
+    With ``camera_motion: flow`` each frame's camera motion (``mot.camera.CameraMotion``) moves every
+    track before anything else looks at it.
+
     The optional ``refiner`` (``mot.refiner.Refiner``) takes each frame's detection scores
     (``observe_scores``), searches every recent track before matching (``refine``), may fuse its
     box into a matched detection's (``fuse``), carries unmatched confirmed tracks on its box
@@ -129,10 +131,7 @@ class Tracker:
         self.refiner = refiner
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
-        self.camera = None
-        if cfg.camera_motion == "flow":
-            from mot.camera import CameraMotion
-            self.camera = CameraMotion()
+        self.camera = CameraMotion() if cfg.camera_motion == "flow" else None
 
     @property
     def needs_image(self) -> bool:
@@ -154,9 +153,7 @@ class Tracker:
         cfg = self.cfg
         timer = self.timer
         timer.start()
-        if self.camera is not None and image is not None:
-            from mot.camera import is_identity
-
+        if self.camera is not None and image is not None:   # every track moved with the camera first
             warp = self.camera.estimate(image, detections.tlwh)
             if not is_identity(warp):
                 for track in self.tracks:
