@@ -40,7 +40,7 @@ def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, st
 
 
 def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path], overrides: list[str],
-          epochs: int = 6, steps: int = 150, seqs: list[str] | None = None) -> dict:
+          epochs: int = 12, steps: int = 150, seqs: list[str] | None = None) -> dict:
     """Runs the study.
 
     Returns:
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seqs", nargs="+", help="sequences to test (default: all); all still train the others")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="refiner settings for the 'on' runs, e.g. refiner.carry_min_agreement=0.5")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--steps", type=int, default=150, help="steps per epoch")
     parser.add_argument("--out", required=True, help="working folder (fold models are reused from out/models)")
     args = parser.parse_args(argv)
