@@ -171,6 +171,7 @@ class RefinerConfig:
     carry_correction: str = "drift"  # on_rematch: held boxes corrected once re-found: none | drift | interpolate
     carry_min_agreement: float = 0.5  # on_rematch: held boxes kept only if the refiner's box at the re-found frame
     #                                   overlaps the detection that re-found the track this much (IoU; 0: always)
+    template_max_overlap: float = 1.0  # keep the old template while the box overlaps another detection more (IoU)
     features: bool = True        # offer refined_tlwh / refined_score to the matcher's features
     max_search_gap: int = 1      # search tracks last boxed at most this many frames ago
     penalty_k: float = 0.1       # SiamRPN penalty on scale and aspect change
@@ -186,7 +187,7 @@ class RefinerConfig:
         if self.fuse not in ("none", "replace", "average"):
             return f"fuse must be none, replace or average, got {self.fuse!r}"
         for name in ("fuse_weight", "fuse_min_score", "carry_min_score", "carry_max_overlap", "carry_min_score_rank",
-                     "carry_min_agreement", "window_influence", "size_lr"):
+                     "carry_min_agreement", "template_max_overlap", "window_influence", "size_lr"):
             if not 0 <= getattr(self, name) <= 1:
                 return f"{name} must be in [0, 1]"
         if self.carry_max_frames < 0 or self.max_search_gap < 1 or self.batch_size < 1:

@@ -288,10 +288,22 @@ class Refiner:
             return [(f, i, (b + (f - f0) / (f1 - f0) * error).astype(np.float32), sc) for f, i, b, sc in held]
         return [(f, i, (box0 + (f - f0) / (f1 - f0) * (box1 - box0)).astype(np.float32), sc) for f, i, b, sc in held]
 
-    def remember(self, tracks: list, image_bgr: np.ndarray) -> None:
-        """New templates from the tracks' current boxes (the tracks matched or born this frame)."""
+    def remember(self, tracks: list, image_bgr: np.ndarray, frame_tlwh: np.ndarray | None = None) -> None:
+        """New templates from the tracks' current boxes (the tracks matched or born this frame).
+
+        With ``template_max_overlap`` < 1 and the frame's detection boxes given, a track whose box
+        overlaps another detection more than that keeps its older template: a crop of two people
+        would teach the refiner to follow either. A track without a template takes it anyway.
+        """
         if not tracks or image_bgr is None:
             return
+        limit = self.cfg.template_max_overlap
+        if limit < 1 and frame_tlwh is not None and len(frame_tlwh) > 1:
+            iou = iou_matrix_tlwh(np.array([t.tlwh for t in tracks], np.float32), frame_tlwh)
+            other = np.sort(iou, axis=1)[:, -2]          # the best overlap but the track's own detection
+            tracks = [t for t, o in zip(tracks, other) if o <= limit or _TEMPLATE not in t.data]
+            if not tracks:
+                return
         feats = self.searcher.templates(image_bgr, np.array([t.tlwh for t in tracks], np.float32))
         for t, f in zip(tracks, feats):
             t.data[_TEMPLATE] = f

@@ -241,7 +241,7 @@ class Tracker:
             # New templates from detection boxes only: a carried box may have drifted.
             born = [t for t in self.tracks if t.start_frame == frame]
             timer.lap("tracker")
-            refiner.remember([t for t, _ in matched] + born, image)
+            refiner.remember([t for t, _ in matched] + born, image, detections.tlwh)
             timer.lap("refiner")
         rows = _rows(out)
         timer.lap("tracker")

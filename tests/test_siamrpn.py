@@ -348,3 +348,33 @@ def test_refiner_config_and_no_refiner_yaml():
         load_config(None, ["refiner.fuse=mean"])
     with pytest.raises(UserError, match="unknown key 'refiner.carry_frames'"):
         load_config(None, ["refiner.carry_frames=3"])
+
+
+class _CountingSearcher(_OracleSearcher):
+    """Templates numbered by the frame that cut them, so a test can tell old from new."""
+
+    def templates(self, image, tlwh):
+        return torch.full((len(tlwh), 1), float(self.frame))
+
+
+@pytest.mark.parametrize("limit, kept_old", [(1.0, False), (0.3, True)])
+def test_template_kept_while_the_box_overlaps_another_detection(limit, kept_old):
+    """Frame 1: two people apart; frame 2: the second walks into the first (IoU 0.6 with it). With
+    template_max_overlap 0.3 the first keeps its frame-1 template; at 1.0 it takes the mixed crop."""
+    from mot.refiner import _TEMPLATE
+
+    a = np.array([100, 50, 20, 50], np.float32)
+    far, near = np.array([300, 50, 20, 50], np.float32), np.array([105, 50, 20, 50], np.float32)
+    searcher = _CountingSearcher({1: a, 2: a})
+    refiner = Refiner(RefinerConfig(enabled=True, template_max_overlap=limit), searcher=searcher)
+    tracker = Tracker(TrackerConfig(n_init=1), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
+    image = np.zeros((10, 10, 3), np.uint8)
+    for f, other in ((1, far), (2, near)):
+        searcher.frame = f
+        tracker.update(Detections(np.stack([a, other]), np.ones(2, np.float32)), f, image)
+    first = next(t for t in tracker.tracks if t.start_frame == 1 and np.allclose(t.tlwh[:2], a[:2], atol=1))
+    assert float(first.data[_TEMPLATE][0]) == (1.0 if kept_old else 2.0)
+    newcomer = next(t for t in tracker.tracks if t.start_frame == 2)
+    assert float(newcomer.data[_TEMPLATE][0]) == 2.0        # no template yet: takes the overlapped one
+    with pytest.raises(UserError, match="template_max_overlap must be in"):
+        load_config(None, ["refiner.template_max_overlap=2"])
