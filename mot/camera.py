@@ -36,7 +36,6 @@ class CameraMotion:
         self.min_motion = min_motion
         self._prev: np.ndarray | None = None
         self._prev_points: np.ndarray | None = None
-        self._scale = 1.0
 
     def estimate(self, image_bgr: np.ndarray, people_tlwh: np.ndarray | None = None) -> np.ndarray:
         """(2, 3) float64 affine map from the previous frame's pixels to this frame's.
@@ -64,7 +63,7 @@ class CameraMotion:
         for x, y, bw, bh in (np.asarray(people_tlwh, np.float64) * scale if people_tlwh is not None else []):
             mask[max(int(y), 0):max(int(y + bh) + 1, 0), max(int(x), 0):max(int(x + bw) + 1, 0)] = 0
         self._prev_points = cv2.goodFeaturesToTrack(gray, self.max_corners, 0.01, 8, mask=mask, blockSize=3)
-        self._prev, self._scale = gray, scale
+        self._prev = gray
         return warp
 
     def _follow(self, gray: np.ndarray, scale: float) -> np.ndarray:

@@ -19,12 +19,16 @@ from mot.io import atomic_write_text
 KEYS = ("HOTA", "MOTA", "IDF1", "FN", "FP", "IDSW")
 
 
-def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, steps: int) -> dict[str, Path]:
-    """Trains (or reuses, if ``out/models/<SEQ>.pt`` exists) one model per left-out sequence."""
+def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, steps: int,
+                tests: set[str]) -> dict[str, Path]:
+    """Trains (or reuses, if ``out/models/<SEQ>.pt`` exists) one model per left-out sequence named
+    in ``tests``."""
     from mot.train_siamrpn import TrainParams, train
 
     models = {}
     for i, test in enumerate(paths):
+        if test.name not in tests:
+            continue
         val = paths[(i + 1) % len(paths)]
         train_on = [p for p in paths if p not in (test, val)] + list(extra)
         model = out / "models" / f"{test.name}.pt"
@@ -54,8 +58,8 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
     if len(paths) + len(extra) < 3 or len(paths) < 2:
         raise UserError("the study needs three or more sequences (one left out, one to validate, the rest to train "
                         f"on), or --extra ones; got {len(paths)}")
-    models = fold_models(paths, extra, out, epochs, steps)
     tests = {p.name for p in discover(data, seqs)}
+    models = fold_models(paths, extra, out, epochs, steps, tests)
     table: dict = {}
     for det_file in det_files:
         tag = Path(det_file).stem
@@ -98,7 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument("--extra", nargs="*", default=[], help="more training sequences (SOT or MOT), never tested")
     parser.add_argument("--config", default="configs/iou_only.yaml", help="the tracker the refiner is added to")
     parser.add_argument("--det-files", nargs="+", default=["det/det.txt", "det/det_frcnn.txt"])
-    parser.add_argument("--seqs", nargs="+", help="sequences to test (default: all); all still train the others")
+    parser.add_argument("--seqs", nargs="+", help="sequences to leave out and test (default: all)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="refiner settings for the 'on' runs, e.g. refiner.carry_min_agreement=0.5")
     parser.add_argument("--epochs", type=int, default=12)
