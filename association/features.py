@@ -204,6 +204,7 @@ FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {
 # sequences cannot invert plain geometry or appearance where those sequences had few pairs. Left
 # free: signed ratios, and distances whose meaning depends on another feature (centre_distance is
 # large for a fast walker that motion_error predicts well; a long time unseen allows a large move).
+# Off by default (TrainSettings.monotone): in the leave-one-out study it lowered TUD-Campus (README).
 MONOTONE: dict[str, int] = {
     "appearance_min": -1, "appearance_mean": -1, "appearance_ema": -1, "colour_min": -1, "colour_mean": -1,
     "iou": 1, "motion_error": -1, "aspect_change": -1, "refiner_iou": 1,
