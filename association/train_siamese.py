@@ -152,10 +152,11 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     net.train()
     # No weight decay on the colour branch: its few parameters (the spatial mask, the vote sharpness)
     # are not weights to shrink; decay would only flatten the mask and blur the bins.
-    hist_params = list(net.hist.parameters()) if net.hist is not None else []
-    other = [p for p in net.parameters() if all(p is not q for q in hist_params)]
-    opt = torch.optim.Adam([{"params": other, "weight_decay": params.weight_decay},
-                            {"params": hist_params, "weight_decay": 0.0}], lr=params.lr)
+    named = list(net.named_parameters())
+    opt = torch.optim.Adam([{"params": [p for n, p in named if not n.startswith("hist.")],
+                             "weight_decay": params.weight_decay},
+                            {"params": [p for n, p in named if n.startswith("hist.")], "weight_decay": 0.0}],
+                           lr=params.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, params.max_iters)
     loss_fn = LOSSES[params.loss]
     rng = np.random.default_rng(params.seed + 3)

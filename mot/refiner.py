@@ -31,6 +31,7 @@ _TEMPLATE = "siamrpn_template"    # (2, C, h, h) float32 tensor on the refiner's
 _CARRIED = "refiner_carried"       # frames in a row carried on the refiner's box
 _RESULT = "refiner_result"         # (frame, (4,) float32 tlwh, score) of the last search
 _HELD = "refiner_held"             # carried output rows waiting for the track to be re-found
+_MAX_SCORES = 1 << 16              # detection scores kept for the score rank (a sorted sample)
 _ANCHOR = "refiner_anchor"         # (frame, (4,) tlwh) of the track's last detection box before a carry
 
 
@@ -234,9 +235,14 @@ class Refiner:
         return result[1].copy()
 
     def observe_scores(self, scores: np.ndarray) -> None:
-        """Takes the detection scores of a frame (the scale every score rank is taken against)."""
+        """Takes the detection scores of a frame (the scale every score rank is taken against).
+
+        Memory stays bounded on any sequence length: past ``_MAX_SCORES`` scores every second one is
+        dropped, which keeps the sorted sample's ranks (to within one in ``_MAX_SCORES / 2``)."""
         new = np.sort(np.asarray(scores, np.float32))
         self._scores = np.insert(self._scores, np.searchsorted(self._scores, new), new)
+        if len(self._scores) > _MAX_SCORES:
+            self._scores = self._scores[::2].copy()
 
     def _score_rank(self, track) -> float:
         """Where the track's mean detection score ranks among all detection scores seen so far in

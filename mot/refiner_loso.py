@@ -58,6 +58,7 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
     if len(paths) + len(extra) < 3 or len(paths) < 2:
         raise UserError("the study needs three or more sequences (one left out, one to validate, the rest to train "
                         f"on), or --extra ones; got {len(paths)}")
+    load_config(config, ["refiner.enabled=true"] + overrides)   # a bad --set fails before any training
     tests = {p.name for p in discover(data, seqs)}
     models = fold_models(paths, extra, out, epochs, steps, tests)
     table: dict = {}

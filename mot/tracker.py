@@ -55,14 +55,13 @@ class Track:
         self.score_sum = self.score
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.data: dict = {}
-        self.kalman = KalmanBox(self.tlwh) if kalman else None
-        self.filter_frame = frame   # the Kalman filter's last measurement (a detection's frame)
+        self.kalman = KalmanBox(self.tlwh) if kalman else None   # last measured at last_detected
 
     def predict(self, frame: int) -> np.ndarray:
         """(4,) float32 tlwh expected at ``frame`` under constant velocity (Kalman, or the smoothed
         centre velocity with the size kept)."""
         if self.kalman is not None:
-            return self.kalman.predict_box(frame - self.filter_frame)
+            return self.kalman.predict_box(frame - self.last_detected)
         cxcywh = tlwh_to_cxcywh(self.tlwh)[0]
         cxcywh[:2] += self.velocity * (frame - self.last_frame)
         return cxcywh_to_tlwh(cxcywh)[0]
@@ -81,8 +80,7 @@ class Track:
         and spoil the boxes after the track is found again: the filter waits for a detection)."""
         dt = max(frame - self.last_frame, 1)
         if self.kalman is not None and detected:
-            self.kalman.update(tlwh, max(frame - self.filter_frame, 1))
-            self.filter_frame = frame
+            self.kalman.update(tlwh, max(frame - self.last_detected, 1))
             tlwh = self.kalman.predict_box(0)  # the filtered box: steadier than the raw detection
         old_c = tlwh_to_cxcywh(self.tlwh)[0, :2]
         new_c = tlwh_to_cxcywh(tlwh)[0, :2]

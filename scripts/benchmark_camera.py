@@ -16,11 +16,14 @@ import numpy as np
 
 def measure(path, det_file: str) -> dict:
     from mot.camera import CameraMotion, warp_boxes
+    from mot.errors import UserError
     from mot.geometry import iou_matrix_tlwh, tlwh_to_cxcywh
     from mot.io import PEDESTRIAN, read_detections, read_ground_truth
     from mot.sequence import open_sequence
 
     seq = open_sequence(path)
+    if seq.gt_path is None:
+        raise UserError(f"{seq.name}: no gt/gt.txt to measure against")
     gt = read_ground_truth(seq.gt_path)
     keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == PEDESTRIAN)
     dets = read_detections(path / det_file) if (path / det_file).is_file() else None
@@ -61,16 +64,22 @@ def main(argv=None) -> int:
 
     print("| sequence | size | pairs | IoU as is | IoU moved | shift as is (heights) | shift moved | ms/frame |")
     print("|---|---|---|---|---|---|---|---|")
+    failed = 0
     try:
-        for data in args.data:
-            for path in discover(data):
-                r = measure(path, args.det_file)
-                print(f"| {path.name} | {r['size']} | {r['pairs']} | {r['raw_iou']:.3f} | {r['cmc_iou']:.3f} | "
-                      f"{r['raw_shift']:.3f} | {r['cmc_shift']:.3f} | {r['ms']:.1f} |", flush=True)
+        paths = [p for data in args.data for p in discover(data)]
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    for path in paths:
+        try:
+            r = measure(path, args.det_file)
+        except UserError as exc:         # one sequence that cannot be measured; the others still are
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"| {path.name} | {r['size']} | {r['pairs']} | {r['raw_iou']:.3f} | {r['cmc_iou']:.3f} | "
+              f"{r['raw_shift']:.3f} | {r['cmc_shift']:.3f} | {r['ms']:.1f} |", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -96,3 +96,26 @@ def test_tracker_keeps_the_identity_through_a_sudden_pan(camera_motion, same_id)
     assert (len(set(ids)) == 1) == same_id, ids
     with pytest.raises(UserError, match="camera_motion must be none or flow"):
         load_config(None, ["tracker.camera_motion=ecc"])
+
+
+def test_benchmark_script_measures_each_sequence_and_reports_a_bad_one(tmp_path, capsys):
+    """scripts/benchmark_camera.py: a static generated sequence moves nothing; one without ground
+    truth is a one-line error, the other is still measured, and the exit code is 1."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from mot.synthetic import SyntheticSpec, generate_sequence
+
+    generate_sequence(tmp_path, SyntheticSpec(name="SYN-OK", num_frames=6, num_people=3, seed=5))
+    shutil.rmtree(generate_sequence(tmp_path, SyntheticSpec(name="SYN-NOGT", num_frames=4, num_people=2)) / "gt")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_camera.py"
+    spec = importlib.util.spec_from_file_location("benchmark_camera", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--data", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    row = next(line for line in out.splitlines() if line.startswith("| SYN-OK"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == cells[4] and float(cells[3]) > 0.5     # IoU as is == IoU moved (static camera)
+    assert err.strip().splitlines() == ["error: SYN-NOGT: no gt/gt.txt to measure against"]

@@ -17,7 +17,7 @@ from mot.refiner import Refiner, SiamRPN
 from mot.siamrpn import (PIXEL_MEAN, PIXEL_STD, Geometry, SiamRPNNet, assign_targets, crop_regions, decode, encode,
                          load_weights, make_anchors, save_weights, square_regions)
 from mot.siamrpn_data import polygon_to_tlwh
-from mot.tracker import Tracker, TrackState
+from mot.tracker import Track, Tracker, TrackState
 from mot.types import Detections
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -378,3 +378,17 @@ def test_template_kept_while_the_box_overlaps_another_detection(limit, kept_old)
     assert float(newcomer.data[_TEMPLATE][0]) == 2.0        # no template yet: takes the overlapped one
     with pytest.raises(UserError, match="template_max_overlap must be in"):
         load_config(None, ["refiner.template_max_overlap=2"])
+
+
+def test_score_sample_stays_bounded_and_keeps_ranks():
+    """Past its cap the sorted score sample is thinned, and a score's rank barely moves."""
+    from mot import refiner as refiner_module
+
+    refiner = Refiner(RefinerConfig(enabled=True), searcher=_OracleSearcher({}))
+    rng = np.random.default_rng(0)
+    for _ in range(70):
+        refiner.observe_scores(rng.uniform(0, 100, 1000).astype(np.float32))
+    assert len(refiner._scores) <= refiner_module._MAX_SCORES
+    assert np.all(np.diff(refiner._scores) >= 0)
+    track = Track(1, np.array([0, 0, 10, 20], np.float32), 75.0, 1)
+    assert refiner._score_rank(track) == pytest.approx(0.75, abs=0.01)
