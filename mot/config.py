@@ -166,7 +166,7 @@ class RefinerConfig:
     carry_min_score: float = 0.8  # ... while the refiner's score is at least this
     carry_max_frames: int = 5    # ... for at most this many frames in a row
     carry_max_overlap: float = 0.5  # ... unless the box overlaps a detection of the frame this much (IoU)
-    carry_min_score_rank: float = 0.5  # ... if its mean detection score ranks this high among all scores seen
+    carry_min_score_rank: float = 0.5  # ... if its median detection score ranks this high among all scores seen
     carry_output: str = "on_rematch"  # carried boxes output: on_rematch (once re-found) | immediate
     carry_correction: str = "drift"  # on_rematch: held boxes corrected once re-found: none | drift | interpolate
     carry_min_agreement: float = 0.5  # on_rematch: held boxes kept only if the refiner's box at the re-found frame

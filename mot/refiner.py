@@ -8,7 +8,7 @@ SiamRPN's scale/aspect penalty and cosine window). :class:`Refiner` is what the 
   by the matcher features ``refiner_iou`` / ``refiner_score``).
 - :meth:`Refiner.fuse` for a matched track: the box to update it with (detection, refined or a mix).
 - :meth:`Refiner.carry` for an unmatched confirmed track: the refined box to carry it on, or None
-  (gated by the rank of the track's detection scores among those :meth:`Refiner.observe_scores`
+  (gated by the rank of the track's median detection score among those :meth:`Refiner.observe_scores`
   saw); :meth:`Refiner.hold` / :meth:`Refiner.release` decide when the carried rows are output
   and correct them once the track is found again.
 - :meth:`Refiner.remember` at the end of the frame: new templates for the tracks that got a box
@@ -245,13 +245,16 @@ class Refiner:
             self._scores = self._scores[::2].copy()
 
     def _score_rank(self, track) -> float:
-        """Where the track's mean detection score ranks among all detection scores seen so far in
-        the sequence (this frame's included), in [0, 1]: 1 above all of them, 0 below all."""
+        """Where the track's median detection score ranks among all detection scores seen so far in
+        the sequence (this frame's included), in [0, 1]: 1 above all of them, 0 below all.
+
+        The median, not the mean: detector scores are skewed (a CNN's pile up just below 1), so a
+        person's few weak detections would drag a mean below the scores of most of their own."""
         if not len(self._scores):
             return 1.0
-        mean = track.score_sum / track.hits
+        median = float(np.median(track.scores))
         # mid-rank: ties count half, so a track at the median score ranks 0.5
-        below = np.searchsorted(self._scores, mean, "left") + np.searchsorted(self._scores, mean, "right")
+        below = np.searchsorted(self._scores, median, "left") + np.searchsorted(self._scores, median, "right")
         return float(below) / (2 * len(self._scores))
 
     def hold(self, track, row: tuple) -> list:

@@ -38,7 +38,7 @@ class Track:
         last_detected: the last frame with a matched detection (``< last_frame`` while carried).
         start_frame: the frame the track was born.
         score: the last matched detection's score.
-        score_sum: the sum of the matched detections' scores (``score_sum / hits`` is their mean).
+        scores: the matched detections' scores, in order (one per hit).
         data: per-track state owned by pluggable stages (embedding gallery, refiner template ...).
     """
 
@@ -52,7 +52,7 @@ class Track:
         self.last_frame = frame
         self.last_detected = frame
         self.score = float(score)
-        self.score_sum = self.score
+        self.scores = [self.score]
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.data: dict = {}
         self.kalman = KalmanBox(self.tlwh) if kalman else None   # last measured at last_detected
@@ -93,7 +93,7 @@ class Track:
         if detected:
             self.last_detected = frame
             self.score = float(score)
-            self.score_sum += self.score
+            self.scores.append(self.score)
             self.hits += 1
 
 

@@ -306,7 +306,7 @@ def test_carry_min_agreement_keeps_a_refiner_on_the_person():
 
 
 def test_carry_only_tracks_with_high_ranked_scores():
-    """carry_min_score_rank 0.5: only a track whose mean detection score is above the median of
+    """carry_min_score_rank 0.5: only a track whose median detection score is above the median of
     all detection scores seen so far is carried (scores are ranked, so their scale does not matter)."""
     truth = _walk(range(1, 12))
     searcher = _OracleSearcher(truth)
@@ -392,3 +392,16 @@ def test_score_sample_stays_bounded_and_keeps_ranks():
     assert np.all(np.diff(refiner._scores) >= 0)
     track = Track(1, np.array([0, 0, 10, 20], np.float32), 75.0, 1)
     assert refiner._score_rank(track) == pytest.approx(0.75, abs=0.01)
+
+
+def test_score_rank_takes_the_median_of_the_track():
+    """A person seen by a CNN detector: scores near 1 with one weak detection. Its median (0.975)
+    ranks above 4 of the 6 scores seen; its mean (0.765) would rank above only 1 of them."""
+    refiner = Refiner(RefinerConfig(enabled=True), searcher=_OracleSearcher({}))
+    refiner.observe_scores(np.array([0.95, 0.96, 0.97, 0.99, 0.99, 0.1], np.float32))
+    track = Track(1, np.array([0, 0, 10, 20], np.float32), 0.97, 1)
+    for f, score in ((2, 0.98), (3, 0.99), (4, 0.12)):
+        track.update(np.array([0, 0, 10, 20], np.float32), score, f, 0.6)
+    assert track.scores == pytest.approx([0.97, 0.98, 0.99, 0.12])
+    assert refiner._score_rank(track) == pytest.approx(4 / 6)
+
