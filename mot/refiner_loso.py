@@ -48,8 +48,11 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
     """Runs the study.
 
     Returns:
-        ``{det_file: {sequence: {"off": metrics, "on": metrics}}}``.
+        ``{det_file: {sequence: {"off": metrics, "on": metrics}}}``, and for a detection file that
+        more than one sequence has, a ``"combined"`` row: the metrics over those sequences together,
+        as the benchmarks combine them (summed counts, not means of the rows).
     """
+    from mot.evaluation import combine
     from mot.config import load_config
     from mot.pipeline import run
     from mot.sequence import discover
@@ -65,6 +68,7 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
     for det_file in det_files:
         tag = Path(det_file).stem
         table[det_file] = {}
+        scores: dict = {"off": [], "on": []}
         for path in paths:
             if path.name not in tests or not (path / det_file).is_file():
                 continue
@@ -77,9 +81,12 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
                 if report.failed:
                     raise UserError(report.failed[0].error)
                 row[mode] = report.runs[0].score.metrics
+                scores[mode].append(report.runs[0].score)
             table[det_file][path.name] = row
             print(f"{tag} {path.name}: " + ", ".join(f"{k} {row['off'][k]:.1f} -> {row['on'][k]:.1f}"
                                                      for k in ("MOTA", "FN", "HOTA", "IDF1")), file=sys.stderr)
+        if len(scores["off"]) > 1:
+            table[det_file]["combined"] = {mode: combine(s) for mode, s in scores.items()}
     return table
 
 

@@ -32,6 +32,21 @@ def test_study_trains_a_model_without_the_left_out_sequence_and_reuses_it(tmp_pa
     assert "| det | SYN-A | " in table and " -> " in table
 
 
+def test_study_combines_the_sequences_of_a_detection_file(tmp_path):
+    data = tmp_path / "data"
+    for i, name in enumerate(("SYN-A", "SYN-B", "SYN-C")):
+        generate_sequence(data, SyntheticSpec(name=name, num_frames=12, num_people=3, seed=60 + i))
+    out = tmp_path / "out"
+    assert main(["--data", str(data), "--det-files", "det/det.txt", "--epochs", "1", "--steps", "1",
+                 "--out", str(out), "--seqs", "SYN-A", "SYN-B"]) == 0
+    rows = json.loads((out / "refiner_loso.json").read_text())["table"]["det/det.txt"]
+    assert list(rows) == ["SYN-A", "SYN-B", "combined"]
+    for mode in ("off", "on"):
+        for key in ("FN", "FP", "IDSW"):                     # counts are summed over the sequences
+            assert rows["combined"][mode][key] == rows["SYN-A"][mode][key] + rows["SYN-B"][mode][key]
+    assert "| det | combined | " in markdown({"det/det.txt": rows})
+
+
 def test_study_reports_a_bad_sequence_in_one_line(tmp_path, capsys):
     data = tmp_path / "data"
     generate_sequence(data, SyntheticSpec(name="SYN-A", num_frames=8, num_people=2, seed=1))
