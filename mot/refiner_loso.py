@@ -90,6 +90,56 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
     return table
 
 
+def nested(studies: dict[str, dict], key: str = "MOTA") -> tuple[dict, dict]:
+    """Settings chosen for each sequence by the other sequences (leave-one-sequence-out selection).
+
+    Args:
+        studies: ``{name: table}``, one :func:`study` table per candidate setting, all over the same
+            rows (their ``"off"`` runs are the same tracker).
+        key: the metric whose gain (on minus off) is averaged over the other sequences' rows, on
+            every detection file; the highest mean gain wins (ties: the first candidate).
+
+    Returns:
+        ``(table, chosen)``: a :func:`study`-style table whose row for sequence S holds the "on"
+        metrics of the candidate chosen without S's rows, and ``{sequence: candidate}``.
+    """
+    names = list(studies)
+    first = studies[names[0]]
+    rows = [(det, seq) for det, by_seq in first.items() for seq in by_seq if seq != "combined"]
+    for name in names[1:]:
+        other = [(det, seq) for det, by_seq in studies[name].items() for seq in by_seq if seq != "combined"]
+        if sorted(other) != sorted(rows):
+            raise UserError(f"study '{name}' has other rows than '{names[0]}': {sorted(set(other) ^ set(rows))}")
+
+    def gain(name, det, seq):
+        row = studies[name][det][seq]
+        return row["on"][key] - row["off"][key]
+
+    chosen = {}
+    for seq in sorted({s for _, s in rows}):
+        others = [(d, s) for d, s in rows if s != seq]
+        if not others:
+            raise UserError("nested selection needs two or more sequences")
+        means = [sum(gain(n, d, s) for d, s in others) / len(others) for n in names]
+        chosen[seq] = names[means.index(max(means))]
+    table = {det: {seq: {"off": row["off"], "on": studies[chosen[seq]][det][seq]["on"]}
+                   for seq, row in by_seq.items() if seq != "combined"} for det, by_seq in first.items()}
+    for by_seq in table.values():
+        if len(by_seq) > 1:
+            by_seq["combined"] = {mode: _combined_counts([r[mode] for r in by_seq.values()]) for mode in ("off", "on")}
+    return table, chosen
+
+
+def _combined_counts(rows: list[dict]) -> dict:
+    """FN, FP, IDSW summed and MOTA over them (each row's ground-truth count recovered from its
+    MOTA); HOTA and IDF1 need the raw counts, which a table does not keep."""
+    errors = [r["FN"] + r["FP"] + r["IDSW"] for r in rows]
+    objects = sum(e / (1 - r["MOTA"] / 100) for e, r in zip(errors, rows))
+    out = {k: sum(r[k] for r in rows) for k in ("FN", "FP", "IDSW")}
+    out["MOTA"] = 100 * (1 - sum(errors) / objects)
+    return out
+
+
 def markdown(table: dict) -> str:
     """One row per (detection file, sequence): off -> on."""
     lines = ["| det | sequence | " + " | ".join(KEYS) + " |", "|" + "---|" * (2 + len(KEYS))]
@@ -99,14 +149,17 @@ def markdown(table: dict) -> str:
             for k in KEYS:
                 a, b = row["off"].get(k), row["on"].get(k)
                 fmt = (lambda v: f"{v:.1f}") if isinstance(a, float) else str
-                cells.append(f"{fmt(a)} -> {fmt(b)}")
+                cells.append("-" if a is None else f"{fmt(a)} -> {fmt(b)}")
             lines.append(f"| {Path(det_file).stem} | {seq} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="refiner_loso", description=__doc__)
-    parser.add_argument("--data", required=True, help="annotated MOT sequences (each is left out in turn)")
+    parser.add_argument("--nested", nargs="+", metavar="JSON",
+                        help="instead: choose among finished studies (their refiner_loso.json, one per setting) "
+                             "for each sequence by the others' mean MOTA gain, and print the chosen rows")
+    parser.add_argument("--data", help="annotated MOT sequences (each is left out in turn)")
     parser.add_argument("--extra", nargs="*", default=[], help="more training sequences (SOT or MOT), never tested")
     parser.add_argument("--config", default="configs/iou_only.yaml", help="the tracker the refiner is added to")
     parser.add_argument("--det-files", nargs="+", default=["det/det.txt", "det/det_frcnn.txt"])
@@ -115,8 +168,12 @@ def main(argv=None) -> int:
                         help="refiner settings for the 'on' runs, e.g. refiner.carry_min_agreement=0.5")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--steps", type=int, default=150, help="steps per epoch")
-    parser.add_argument("--out", required=True, help="working folder (fold models are reused from out/models)")
+    parser.add_argument("--out", help="working folder (fold models are reused from out/models)")
     args = parser.parse_args(argv)
+    if args.nested:
+        return _nested_main(args.nested)
+    if not args.data or not args.out:
+        parser.error("--data and --out are required (or --nested)")
     out = Path(args.out)
     try:
         table = study(args.data, Path(args.config), args.det_files, out, [Path(p) for p in args.extra],
@@ -125,5 +182,26 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     atomic_write_text(out / "refiner_loso.json", json.dumps({"overrides": args.overrides, "table": table}, indent=1))
+    print(markdown(table))
+    return 0
+
+
+def _nested_main(files: list[str]) -> int:
+    try:
+        studies = {}
+        for f in files:
+            try:
+                doc = json.loads(Path(f).read_text())
+                studies[" ".join(doc["overrides"]) or "defaults"] = doc["table"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{f}: not a refiner_loso.json ({exc})") from None
+        if len(studies) < len(files):
+            raise UserError("two studies have the same settings")
+        table, chosen = nested(studies)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for seq, name in chosen.items():
+        print(f"{seq}: {name}")
     print(markdown(table))
     return 0

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from mot.refiner_loso import main, markdown
+from mot.refiner_loso import main, markdown, nested
 from mot.synthetic import SyntheticSpec, generate_sequence
 
 
@@ -54,3 +54,36 @@ def test_study_reports_a_bad_sequence_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: the study needs three or more sequences (one left out, one to validate, the rest "
                    "to train on), or --extra ones; got 1"]
+
+
+def _row(mota_off, mota_on, errors_off=50, errors_on=40):
+    # 100 ground-truth boxes: MOTA = 100 - errors
+    return {"off": {"MOTA": mota_off, "FN": errors_off, "FP": 0, "IDSW": 0},
+            "on": {"MOTA": mota_on, "FN": errors_on, "FP": 0, "IDSW": 0}}
+
+
+def test_nested_selection_never_uses_the_row_it_reports(tmp_path, capsys):
+    """Candidate 'b' gains on A and B, 'a' only on C: C's pick is made by A and B (so 'b'), A's and
+    B's by the others (A: B and C average +4 for 'b' vs +1.5 for 'a')."""
+    studies = {
+        "a": {"det": {"A": _row(50, 50, 50, 50), "B": _row(50, 50, 50, 50), "C": _row(50, 53, 50, 47)}},
+        "b": {"det": {"A": _row(50, 60, 50, 40), "B": _row(50, 58, 50, 42), "C": _row(50, 50, 50, 50)}},
+    }
+    table, chosen = nested(studies)
+    assert chosen == {"A": "b", "B": "b", "C": "b"}
+    assert table["det"]["C"]["on"]["MOTA"] == 50              # 'a' would have given 53: not chosen by C
+    assert table["det"]["combined"]["on"]["FN"] == 40 + 42 + 50
+    assert abs(table["det"]["combined"]["on"]["MOTA"] - (100 - 132 / 3)) < 1e-9
+    studies["b"]["det"]["A"] = _row(50, 40, 50, 60)           # now 'b' loses on A: A and C pick by the rest
+    table, chosen = nested(studies)
+    assert chosen == {"A": "b", "B": "a", "C": "a"}
+    files = []
+    for name, t in studies.items():
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"overrides": [f"refiner.x={name}"], "table": t}))
+    assert main(["--nested"] + [str(f) for f in files]) == 0
+    out = capsys.readouterr().out
+    assert "A: refiner.x=b" in out and "| det | combined | - | " in out
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["--nested", str(files[0]), str(tmp_path / "bad.json")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'bad.json'}: not a refiner_loso.json")
