@@ -20,7 +20,7 @@ KEYS = ("HOTA", "MOTA", "IDF1", "FN", "FP", "IDSW")
 
 
 def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, steps: int,
-                tests: set[str]) -> dict[str, Path]:
+                tests: set[str], seed: int = 0) -> dict[str, Path]:
     """Trains (or reuses, if ``out/models/<SEQ>.pt`` exists) one model per left-out sequence named
     in ``tests``."""
     from mot.train_siamrpn import TrainParams, train
@@ -34,7 +34,8 @@ def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, st
         model = out / "models" / f"{test.name}.pt"
         if not model.is_file():
             model.parent.mkdir(parents=True, exist_ok=True)
-            p = TrainParams(train=[str(p) for p in train_on], val=[str(val)], epochs=epochs, steps_per_epoch=steps)
+            p = TrainParams(train=[str(p) for p in train_on], val=[str(val)], epochs=epochs, steps_per_epoch=steps,
+                            seed=seed)
             summary = train(p, model, command=f"refiner_loso fold {test.name}", progress=False)
             print(f"{test.name}: model trained on {[p.name for p in train_on]}, val {val.name} "
                   f"IoU {summary['best_val_iou']} (epoch {summary['best_epoch']}, {summary['seconds']:.0f} s)",
@@ -44,7 +45,7 @@ def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, st
 
 
 def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path], overrides: list[str],
-          epochs: int = 12, steps: int = 150, seqs: list[str] | None = None) -> dict:
+          epochs: int = 12, steps: int = 150, seqs: list[str] | None = None, seed: int = 0) -> dict:
     """Runs the study.
 
     Returns:
@@ -63,7 +64,7 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
                         f"on), or --extra ones; got {len(paths)}")
     load_config(config, ["refiner.enabled=true"] + overrides)   # a bad --set fails before any training
     tests = {p.name for p in discover(data, seqs)}
-    models = fold_models(paths, extra, out, epochs, steps, tests)
+    models = fold_models(paths, extra, out, epochs, steps, tests, seed)
     table: dict = {}
     for det_file in det_files:
         tag = Path(det_file).stem
@@ -168,6 +169,7 @@ def main(argv=None) -> int:
                         help="refiner settings for the 'on' runs, e.g. refiner.carry_min_agreement=0.5")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--steps", type=int, default=150, help="steps per epoch")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the fold models")
     parser.add_argument("--out", help="working folder (fold models are reused from out/models)")
     args = parser.parse_args(argv)
     if args.nested:
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     try:
         table = study(args.data, Path(args.config), args.det_files, out, [Path(p) for p in args.extra],
-                      args.overrides, args.epochs, args.steps, args.seqs)
+                      args.overrides, args.epochs, args.steps, args.seqs, args.seed)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

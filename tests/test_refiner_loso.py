@@ -15,12 +15,13 @@ def test_study_trains_a_model_without_the_left_out_sequence_and_reuses_it(tmp_pa
     generate_sequence(extra, SyntheticSpec(name="SYN-X", num_frames=16, num_people=3, seed=49))
     out = tmp_path / "out"
     args = ["--data", str(data), "--extra", str(extra / "SYN-X"), "--det-files", "det/det.txt",
-            "--epochs", "1", "--steps", "2", "--out", str(out), "--seqs", "SYN-A"]
+            "--epochs", "1", "--steps", "2", "--out", str(out), "--seqs", "SYN-A", "--seed", "3"]
     assert main(args) == 0
     assert sorted(p.name for p in (out / "models").iterdir()) == ["SYN-A.pt"]   # a model for the left-out one
     meta = torch.load(out / "models" / "SYN-A.pt", weights_only=True)["meta"]
     summary = json.loads(meta["summary"])
     assert summary["train"] == ["SYN-C", "SYN-X"] and summary["val"] == ["SYN-B"]   # SYN-A never seen
+    assert json.loads(meta["params"])["seed"] == 3
     result = json.loads((out / "refiner_loso.json").read_text())
     row = result["table"]["det/det.txt"]["SYN-A"]          # only --seqs is tracked
     assert list(result["table"]["det/det.txt"]) == ["SYN-A"]
