@@ -158,8 +158,9 @@ def markdown(table: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="refiner_loso", description=__doc__)
     parser.add_argument("--nested", nargs="+", metavar="JSON",
-                        help="instead: choose among finished studies (their refiner_loso.json, one per setting) "
-                             "for each sequence by the others' mean MOTA gain, and print the chosen rows")
+                        help="instead: choose among finished studies (their refiner_loso.json; several of the same "
+                             "settings, such as seeds, are averaged) for each sequence by the others' mean MOTA "
+                             "gain, and print the chosen rows")
     parser.add_argument("--data", help="annotated MOT sequences (each is left out in turn)")
     parser.add_argument("--extra", nargs="*", default=[], help="more training sequences (SOT or MOT), never tested")
     parser.add_argument("--config", default="configs/iou_only.yaml", help="the tracker the refiner is added to")
@@ -188,21 +189,35 @@ def main(argv=None) -> int:
     return 0
 
 
+def average(tables: list[dict]) -> dict:
+    """The mean of :func:`study` tables over the same rows (for example one per training seed)."""
+    first = tables[0]
+    for t in tables[1:]:
+        if {d: set(r) for d, r in t.items()} != {d: set(r) for d, r in first.items()}:
+            raise UserError("studies of the same settings have other rows")
+    return {det: {seq: {mode: {k: sum(t[det][seq][mode][k] for t in tables) / len(tables)
+                               for k in row[mode] if isinstance(row[mode][k], (int, float))}
+                        for mode in row}
+                  for seq, row in by_seq.items()}
+            for det, by_seq in first.items()}
+
+
 def _nested_main(files: list[str]) -> int:
     try:
-        studies = {}
+        groups: dict[str, list] = {}
         for f in files:
             try:
                 doc = json.loads(Path(f).read_text())
-                studies[" ".join(doc["overrides"]) or "defaults"] = doc["table"]
+                groups.setdefault(" ".join(doc["overrides"]) or "defaults", []).append(doc["table"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{f}: not a refiner_loso.json ({exc})") from None
-        if len(studies) < len(files):
-            raise UserError("two studies have the same settings")
+        studies = {name: average(tables) for name, tables in groups.items()}
         table, chosen = nested(studies)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for name, tables in groups.items():
+        print(f"{name}: {len(tables)} stud{'y' if len(tables) == 1 else 'ies'} (seeds) averaged")
     for seq, name in chosen.items():
         print(f"{seq}: {name}")
     print(markdown(table))

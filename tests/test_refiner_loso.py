@@ -85,6 +85,13 @@ def test_nested_selection_never_uses_the_row_it_reports(tmp_path, capsys):
     assert main(["--nested"] + [str(f) for f in files]) == 0
     out = capsys.readouterr().out
     assert "A: refiner.x=b" in out and "| det | combined | - | " in out
+    again = tmp_path / "a2.json"                           # a second seed of 'a': averaged with the first
+    seed2 = json.loads(json.dumps(studies["a"]))
+    seed2["det"]["C"]["on"]["MOTA"] = 55.0
+    again.write_text(json.dumps({"overrides": ["refiner.x=a"], "table": seed2}))
+    assert main(["--nested", str(files[0]), str(again), str(files[1])]) == 0
+    out = capsys.readouterr().out
+    assert "refiner.x=a: 2 studies (seeds) averaged" in out and "| det | C | - | 50.0 -> 54.0 |" in out
     (tmp_path / "bad.json").write_text("{}")
     assert main(["--nested", str(files[0]), str(tmp_path / "bad.json")]) == 2
     assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'bad.json'}: not a refiner_loso.json")
