@@ -53,8 +53,8 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
         more than one sequence has, a ``"combined"`` row: the metrics over those sequences together,
         as the benchmarks combine them (summed counts, not means of the rows).
     """
-    from mot.evaluation import combine
     from mot.config import load_config
+    from mot.evaluation import combine
     from mot.pipeline import run
     from mot.sequence import discover
 
@@ -81,13 +81,15 @@ def study(data, config: Path, det_files: list[str], out: Path, extra: list[Path]
                 report = run(path, load_config(config, sets), out / tag / mode, progress=False)
                 if report.failed:
                     raise UserError(report.failed[0].error)
-                row[mode] = report.runs[0].score.metrics
-                scores[mode].append(report.runs[0].score)
+                score = report.runs[0].score
+                row[mode] = dict(score.metrics, GT=int(score.counts["num_objects"]))
+                scores[mode].append(score)
             table[det_file][path.name] = row
             print(f"{tag} {path.name}: " + ", ".join(f"{k} {row['off'][k]:.1f} -> {row['on'][k]:.1f}"
                                                      for k in ("MOTA", "FN", "HOTA", "IDF1")), file=sys.stderr)
         if len(scores["off"]) > 1:
-            table[det_file]["combined"] = {mode: combine(s) for mode, s in scores.items()}
+            table[det_file]["combined"] = {mode: dict(combine(s), GT=sum(int(x.counts["num_objects"]) for x in s))
+                                           for mode, s in scores.items()}
     return table
 
 
@@ -132,12 +134,20 @@ def nested(studies: dict[str, dict], key: str = "MOTA") -> tuple[dict, dict]:
 
 
 def _combined_counts(rows: list[dict]) -> dict:
-    """FN, FP, IDSW summed and MOTA over them (each row's ground-truth count recovered from its
-    MOTA); HOTA and IDF1 need the raw counts, which a table does not keep."""
-    errors = [r["FN"] + r["FP"] + r["IDSW"] for r in rows]
-    objects = sum(e / (1 - r["MOTA"] / 100) for e, r in zip(errors, rows))
+    """FN, FP, IDSW and GT (ground-truth boxes) summed and MOTA over them; HOTA and IDF1 need raw
+    counts, which a table does not keep. A row without GT (older studies) has it recovered from its
+    MOTA, which needs some error in the row."""
+    def objects(r):
+        if "GT" in r:
+            return r["GT"]
+        errors = r["FN"] + r["FP"] + r["IDSW"]
+        if r["MOTA"] >= 100:
+            raise UserError("a row without its GT count and with no errors cannot be combined")
+        return errors / (1 - r["MOTA"] / 100)
+
     out = {k: sum(r[k] for r in rows) for k in ("FN", "FP", "IDSW")}
-    out["MOTA"] = 100 * (1 - sum(errors) / objects)
+    out["GT"] = sum(objects(r) for r in rows)
+    out["MOTA"] = 100 * (1 - (out["FN"] + out["FP"] + out["IDSW"]) / out["GT"]) if out["GT"] else 0.0
     return out
 
 

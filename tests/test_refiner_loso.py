@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
 import torch
 
+from mot.errors import UserError
 from mot.refiner_loso import main, markdown, nested
 from mot.synthetic import SyntheticSpec, generate_sequence
 
@@ -43,8 +45,10 @@ def test_study_combines_the_sequences_of_a_detection_file(tmp_path):
     rows = json.loads((out / "refiner_loso.json").read_text())["table"]["det/det.txt"]
     assert list(rows) == ["SYN-A", "SYN-B", "combined"]
     for mode in ("off", "on"):
-        for key in ("FN", "FP", "IDSW"):                     # counts are summed over the sequences
+        for key in ("FN", "FP", "IDSW", "GT"):               # counts are summed over the sequences
             assert rows["combined"][mode][key] == rows["SYN-A"][mode][key] + rows["SYN-B"][mode][key]
+        c = rows["combined"][mode]
+        assert abs(c["MOTA"] - 100 * (1 - (c["FN"] + c["FP"] + c["IDSW"]) / c["GT"])) < 1e-9
     assert "| det | combined | " in markdown({"det/det.txt": rows})
 
 
@@ -74,7 +78,12 @@ def test_nested_selection_never_uses_the_row_it_reports(tmp_path, capsys):
     assert chosen == {"A": "b", "B": "b", "C": "b"}
     assert table["det"]["C"]["on"]["MOTA"] == 50              # 'a' would have given 53: not chosen by C
     assert table["det"]["combined"]["on"]["FN"] == 40 + 42 + 50
-    assert abs(table["det"]["combined"]["on"]["MOTA"] - (100 - 132 / 3)) < 1e-9
+    assert abs(table["det"]["combined"]["on"]["MOTA"] - (100 - 132 / 3)) < 1e-9   # GT recovered: 100 a row
+    perfect = {"off": {"MOTA": 100.0, "FN": 0, "FP": 0, "IDSW": 0}, "on": {"MOTA": 100.0, "FN": 0, "FP": 0, "IDSW": 0}}
+    with pytest.raises(UserError, match="cannot be combined"):
+        nested({"a": {"det": {"A": perfect, "B": _row(50, 50)}}})
+    counted = {m: dict(v, GT=10) for m, v in perfect.items()}
+    assert nested({"a": {"det": {"A": counted, "B": dict(_row(50, 50))}}})[0]["det"]["combined"]["off"]["GT"] == 110
     studies["b"]["det"]["A"] = _row(50, 40, 50, 60)           # now 'b' loses on A: A and C pick by the rest
     table, chosen = nested(studies)
     assert chosen == {"A": "b", "B": "a", "C": "a"}
