@@ -108,10 +108,10 @@ def nested(studies: dict[str, dict], key: str = "MOTA") -> tuple[dict, dict]:
     """
     names = list(studies)
     first = studies[names[0]]
-    rows = [(det, seq) for det, by_seq in first.items() for seq in by_seq if seq != "combined"]
+    rows = _rows(first)
     for name in names[1:]:
-        other = [(det, seq) for det, by_seq in studies[name].items() for seq in by_seq if seq != "combined"]
-        if sorted(other) != sorted(rows):
+        other = _rows(studies[name])
+        if other != rows:
             raise UserError(f"study '{name}' has other rows than '{names[0]}': {sorted(set(other) ^ set(rows))}")
 
     def gain(name, det, seq):
@@ -131,6 +131,24 @@ def nested(studies: dict[str, dict], key: str = "MOTA") -> tuple[dict, dict]:
         if len(by_seq) > 1:
             by_seq["combined"] = {mode: _combined_counts([r[mode] for r in by_seq.values()]) for mode in ("off", "on")}
     return table, chosen
+
+
+def _rows(table: dict) -> list[tuple[str, str]]:
+    """The (detection file, sequence) rows of a study table, without its combined rows."""
+    return sorted((det, seq) for det, by_seq in table.items() for seq in by_seq if seq != "combined")
+
+
+def _check_table(name: str, table) -> None:
+    """A one-line error unless every row of a loaded study holds off and on numbers."""
+    need = ("MOTA", "FN", "FP", "IDSW")
+    try:
+        ok = bool(table) and all(
+            isinstance(row[mode][k], (int, float)) for by_seq in table.values() for row in by_seq.values()
+            for mode in ("off", "on") for k in need)
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise UserError(f"{name}: not a refiner_loso.json (every row needs off and on {', '.join(need)})")
 
 
 def _combined_counts(rows: list[dict]) -> dict:
@@ -203,12 +221,13 @@ def average(tables: list[dict]) -> dict:
     """The mean of :func:`study` tables over the same rows (for example one per training seed)."""
     first = tables[0]
     for t in tables[1:]:
-        if {d: set(r) for d, r in t.items()} != {d: set(r) for d, r in first.items()}:
+        if _rows(t) != _rows(first):
             raise UserError("studies of the same settings have other rows")
     return {det: {seq: {mode: {k: sum(t[det][seq][mode][k] for t in tables) / len(tables)
-                               for k in row[mode] if isinstance(row[mode][k], (int, float))}
-                        for mode in row}
-                  for seq, row in by_seq.items()}
+                               for k in row[mode]
+                               if all(isinstance(t[det][seq][mode].get(k), (int, float)) for t in tables)}
+                        for mode in ("off", "on")}
+                  for seq, row in by_seq.items() if seq != "combined"}
             for det, by_seq in first.items()}
 
 
@@ -218,9 +237,11 @@ def _nested_main(files: list[str]) -> int:
         for f in files:
             try:
                 doc = json.loads(Path(f).read_text())
-                groups.setdefault(" ".join(doc["overrides"]) or "defaults", []).append(doc["table"])
+                name, table = " ".join(doc["overrides"]) or "defaults", doc["table"]
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{f}: not a refiner_loso.json ({exc})") from None
+            _check_table(f, table)
+            groups.setdefault(name, []).append(table)
         studies = {name: average(tables) for name, tables in groups.items()}
         table, chosen = nested(studies)
     except UserError as exc:

@@ -104,3 +104,8 @@ def test_nested_selection_never_uses_the_row_it_reports(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert main(["--nested", str(files[0]), str(tmp_path / "bad.json")]) == 2
     assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'bad.json'}: not a refiner_loso.json")
+    broken = tmp_path / "broken.json"                      # the right shape but a row without its on run
+    broken.write_text(json.dumps({"overrides": [], "table": {"det": {"A": {"off": _row(1, 1)["off"]}}}}))
+    assert main(["--nested", str(files[0]), str(broken)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {broken}: not a refiner_loso.json (every row needs off "
+                                               "and on MOTA, FN, FP, IDSW)")
