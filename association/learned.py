@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -15,16 +14,8 @@ from association.matcher import Matcher
 from association.patches import colour_histograms
 from mot.config import from_dict
 from mot.errors import UserError
+from mot.weights import resolve as resolve_weights
 from mot.types import Detections
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "mot" / "weights"
-
-
-def resolve_weights(name: str) -> Path:
-    """A bare file name means a file shipped in ``mot/weights``; anything else is a path."""
-    p = Path(name)
-    return WEIGHTS / p if p.parent == Path(".") and not p.exists() else p
-
 
 @dataclass
 class LearnedParams:
@@ -58,8 +49,7 @@ def appearance_params(raw: dict):
 def build_appearance_model(raw: dict, runtime=None):
     """The Siamese embedder for the ``appearance`` section, on the runtime's device."""
     from association.siamese import AppearanceModel
-    return AppearanceModel(appearance_params(raw), device=runtime.device if runtime else "auto",
-                           threads=runtime.torch_threads if runtime else 0)
+    return AppearanceModel(appearance_params(raw), device=runtime.device if runtime else "auto")
 
 
 class LearnedAssociation:
@@ -71,9 +61,9 @@ class LearnedAssociation:
 
     Params = LearnedParams
 
-    def __init__(self, params: LearnedParams, runtime=None, sequence=None, **context):
+    def __init__(self, params: LearnedParams, runtime=None, frame_rate: float = 30.0, **context):
         self.params = params
-        self.fps = float(sequence.info.frame_rate) if sequence is not None else 30.0
+        self.fps = float(frame_rate)   # time features are in seconds
         self.max_cost = float(-np.log(params.min_prob))
         self.matcher = self._load_matcher()
         self.uses_appearance = any(f in APPEARANCE_FEATURES for f in params.features)

@@ -51,8 +51,6 @@ class Matcher:
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Writes the JSON model with metadata (atomically)."""
-        import os
-        import tempfile
 
         meta = {"version": FORMAT_VERSION, "features": self.features, **(extra or {})}
         self.booster.set_attr(**{_META_KEY: json.dumps(meta)})

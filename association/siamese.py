@@ -4,7 +4,7 @@ One branch (the two Siamese branches share all weights, so one module serves bot
 detection patch: 3 LUV channels plus, optionally, 2 channels of optical flow under the box. It
 outputs an L2-normalised embedding; the Euclidean distance between two embeddings (0 to 2) says how
 unlike the two detections are. Trained with the contrastive loss of Hadsell, Chopra and LeCun or a
-batch-hard triplet loss (``association/train_siamese.py``).
+batch-hard triplet loss (``mot/training/siamese.py``).
 
 At run time :class:`AppearanceModel` embeds all the detections of a frame in one forward pass.
 """
@@ -23,13 +23,16 @@ from torch.nn import functional as F
 from association.flow import FlowComputer, FlowParams, crop_flow
 from association.patches import LUV_MEAN, LUV_STD, PatchParams, crop_patches
 from mot.errors import UserError
+from mot.runtime import resolve_device
+from mot.weights import resolve as resolve_weights, shipped
 
 #: The format of the saved weights file; bump it when the network or its inputs change.
 WEIGHTS_VERSION = 2
 #: Versions this code reads: version 1 files predate the colour-histogram branch (they have none).
 READABLE_VERSIONS = (1, 2)
 #: The weights that ship with the package (``scripts/train_siamese.py`` reproduces them).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "mot" / "weights" / "siamese.pt"
+DEFAULT_NAME = "siamese.pt"
+DEFAULT_WEIGHTS = shipped(DEFAULT_NAME)
 
 
 def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -287,15 +290,6 @@ class AppearanceParams:
         return None if self.batch_size >= 1 else "batch_size must be >= 1"
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} asked for, but CUDA is not available")
-    return torch.device(device)
-
-
 class AppearanceModel:
     """Embeds all the detections of a frame: flow + LUV patches + one batched forward pass.
 
@@ -304,18 +298,15 @@ class AppearanceModel:
     Args:
         params: weights and switches.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
-        threads: PyTorch CPU threads (0 leaves the default).
 
     Raises:
         UserError: unreadable weights, or ``use_flow=True`` with weights trained without flow.
     """
 
-    def __init__(self, params: AppearanceParams | None = None, device: str = "auto", threads: int = 0):
+    def __init__(self, params: AppearanceParams | None = None, device: str = "auto"):
         self.params = params or AppearanceParams()
-        if threads > 0:
-            torch.set_num_threads(threads)
         self.device = resolve_device(device)
-        path = self.params.weights or DEFAULT_WEIGHTS
+        path = resolve_weights(self.params.weights, DEFAULT_NAME)
         self.net, self.meta = load_weights(path)
         self.net.to(self.device)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])

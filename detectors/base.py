@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from mot.geometry import nms, tlwh_to_xyxy
 from mot.types import Detections

@@ -42,11 +42,12 @@ def _report(report, out: Path) -> int:
 def run_main(argv: list[str] | None = None) -> int:
     """``run_mot``: tracks sequences and scores them; with no arguments, runs the embedded demo."""
     parser = argparse.ArgumentParser(
-        prog="run_mot", description="Track people in MOTChallenge sequences or videos and score the results. "
+        description="Track people in MOTChallenge sequences or videos and score the results. "
         "With no --data, generates and runs the embedded synthetic demo.")
     parser.add_argument("--data", help="a sequence folder, a folder of sequences, a MOT17 download or a video")
     parser.add_argument("--seqs", nargs="+", help="sequence names or shell patterns to run (default: all)")
-    parser.add_argument("--config", help="YAML config (default: the built-in defaults = configs/default.yaml)")
+    parser.add_argument("--config", help="a YAML file or a shipped config's name (default, iou_only, hog, ...; "
+                        "default: the built-in defaults = configs/default.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set detector.params.file=det/det_frcnn.txt")
     parser.add_argument("--out", help=f"output folder (default: {DEMO_OUT} for the demo)")
@@ -79,7 +80,7 @@ def run_main(argv: list[str] | None = None) -> int:
 
 def evaluate_main(argv: list[str] | None = None) -> int:
     """``evaluate``: scores existing MOTChallenge result files against ground truth."""
-    parser = argparse.ArgumentParser(prog="evaluate", description="Score result files <SEQ>.txt with the "
+    parser = argparse.ArgumentParser(description="Score result files <SEQ>.txt with the "
                                      "MOTChallenge protocol (CLEAR and IDF1 by motmetrics, HOTA by TrackEval).")
     parser.add_argument("--data", required=True, help="sequences with gt/gt.txt (same forms as run_mot)")
     parser.add_argument("--results", required=True, help="folder holding <SEQ>.txt result files")

@@ -203,9 +203,11 @@ class RuntimeConfig:
 
     device: str = "auto"         # auto | cpu | cuda
     prefetch: int = 4            # frames read ahead by the reader thread
-    torch_threads: int = 0       # 0 leaves PyTorch's default
+    torch_threads: int = 1       # CPU threads per process (PyTorch and OpenCV); 0: the cores split across workers
 
     def validate(self):
+        if self.torch_threads < 0:
+            return "runtime.torch_threads must be >= 0"
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             return f"runtime.device must be auto, cpu or cuda[:N], got {self.device!r}"
         return None
@@ -252,13 +254,34 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def shipped_configs() -> list[str]:
+    """The names of the configs shipped with the package (``default``, ``iou_only`` ...)."""
+    from importlib import resources
+    return sorted(p.name[:-5] for p in resources.files("mot.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def config_path(name: str | Path) -> Path:
+    """The file a ``--config`` value names: an existing path, or a shipped config's name
+    (``iou_only``, ``iou_only.yaml`` or ``configs/iou_only.yaml``, from any folder).
+
+    Raises:
+        UserError: neither, naming the shipped configs.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    if path.parent in (Path("."), Path("configs")) and stem in shipped_configs():
+        from importlib import resources
+        return Path(str(resources.files("mot.configs").joinpath(f"{stem}.yaml")))
+    raise UserError(f"{name}: config file not found (shipped configs: {', '.join(shipped_configs())})")
+
+
 def load_raw(path: str | Path | None) -> dict:
-    """Reads a YAML config file into a mapping (``yaml.safe_load``)."""
+    """Reads a YAML config file (a path or a shipped name) into a mapping (``yaml.safe_load``)."""
     if path is None:
         return {}
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+    path = config_path(path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:

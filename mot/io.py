@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mot.errors import UserError
+from mot.geometry import tlwh_to_xyxy
 
 #: MOT16/17/20 ground-truth classes (column 8); 1 is pedestrian.
 PEDESTRIAN = 1
@@ -275,6 +276,16 @@ class TrackResults:
             return cls.empty()
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "ids", "tlwh", "scores")))
 
+    def select(self, mask_or_index) -> "TrackResults":
+        """The rows given by a boolean mask or an index array."""
+        return TrackResults(self.frames[mask_or_index], self.ids[mask_or_index], self.tlwh[mask_or_index],
+                            self.scores[mask_or_index])
+
+    @property
+    def xyxy(self) -> np.ndarray:
+        """(N, 4) float32 boxes as x1, y1, x2, y2 (0-based pixels)."""
+        return tlwh_to_xyxy(self.tlwh)
+
     def sorted(self) -> "TrackResults":
         order = np.lexsort((self.ids, self.frames))
         return TrackResults(self.frames[order], self.ids[order], self.tlwh[order], self.scores[order])
@@ -308,20 +319,84 @@ def write_results(path: str | Path, results: TrackResults) -> None:
     atomic_write_text(path, format_results(results))
 
 
+class ResultWriter:
+    """Streams a MOTChallenge result file to disk as frames finish, in the order of
+    :func:`format_results` (by frame, then id), with memory bounded by ``delay`` frames of rows.
+
+    Rows may arrive up to ``delay`` frames late (a tracker's delayed output); frame ``f``'s rows
+    are written once the frame being added is past ``f + delay``. The file is written under a
+    temporary name and renamed by :meth:`close`: readers never see a part of it, and a run that
+    fails (or :meth:`discard`) leaves nothing behind.
+
+    Args:
+        path: the result file.
+        delay: the most frames a row can come late (``mot.Tracker.max_delay``).
+    """
+
+    def __init__(self, path: str | Path, delay: int = 0):
+        self.path = Path(path)
+        self.delay = int(delay)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._fh = os.fdopen(fd, "w")
+        self._pending: list[TrackResults] = []
+
+    def add(self, rows: TrackResults, frame: int) -> None:
+        """Takes rows (of ``frame`` or earlier) and writes the frames that can no longer change."""
+        if len(rows):
+            self._pending.append(rows)
+        self._write_until(frame - self.delay)
+
+    def _write_until(self, last: int | None) -> None:
+        if not self._pending:
+            return
+        rows = TrackResults.concatenate(self._pending)
+        done = rows.frames <= last if last is not None else np.ones(len(rows), bool)
+        if done.any():
+            self._fh.write(format_results(rows.select(done)))
+        self._pending = [rows.select(~done)] if not done.all() else []
+
+    def close(self) -> None:
+        """Writes what is left and puts the file in place."""
+        self._write_until(None)
+        _put_in_place(self._fh, self._tmp, self.path)
+
+    def discard(self) -> None:
+        """Drops the partial file (a run that failed)."""
+        if not self._fh.closed:
+            self._fh.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Writes ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are ordinary files
-        os.replace(tmp, path)
+        fh = os.fdopen(fd, "w")
+        fh.write(text)
+        _put_in_place(fh, tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _put_in_place(fh, tmp: str, path: Path) -> None:
+    """Syncs and closes the temporary file ``tmp`` (open as ``fh``) and renames it to ``path``."""
+    with fh:
+        fh.flush()
+        os.fsync(fh.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are ordinary files
+    os.replace(tmp, path)

@@ -9,16 +9,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from association import ASSOCIATIONS
 from detectors import DETECTORS
 from mot.config import Config, dump_yaml
 from mot.errors import UserError
 from mot.evaluation import SequenceScore, combine, format_table, score_sequence
-from mot.io import TrackResults, atomic_write_text, read_ground_truth, read_results, write_results
+from mot import runtime
+from mot.api import Tracker, output_delay
+from mot.io import ResultWriter, TrackResults, atomic_write_text, read_ground_truth, read_results
 from mot.sequence import Sequence, discover, open_sequence
 from mot.timing import StageTimer
-from mot.tracker import Tracker
 
 
 @dataclass
@@ -27,34 +28,30 @@ class SequenceRun:
 
     name: str
     frames: int = 0
-    seconds: float = 0.0
+    seconds: float | None = 0.0   # None: not timed (scoring files made elsewhere)
     score: SequenceScore | None = None
     error: str | None = None
     timing: dict = field(default_factory=dict)  # StageTimer.as_dict(): seconds per stage, frames, people
 
     @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+    def fps(self) -> float | None:
+        return self.frames / self.seconds if self.seconds else None
 
 
-def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: StageTimer | None = None) -> TrackResults:
-    """Tracks one sequence, streaming its frames (``timer``, if given, gets the seconds per stage).
+def track_frames(seq: Sequence, cfg: Config, progress: bool = False,
+                 timer: StageTimer | None = None) -> Iterator[tuple[int, TrackResults]]:
+    """Tracks one sequence, streaming its frames, on the public :class:`mot.Tracker`.
 
-    Returns:
-        All output rows of the sequence (0-based tlwh).
+    Yields:
+        ``(frame, rows)`` after each frame: the rows that became final then (this frame's tracks
+        and up to ``output_delay(cfg)`` frames of delayed ones; 0-based tlwh). ``timer``, if given,
+        gets the seconds per stage.
     """
-    detector = DETECTORS.build(cfg.detector, sequence=seq)
-    association = ASSOCIATIONS.build(cfg.association, sequence=seq, runtime=cfg.runtime)
-    refiner = None
-    if cfg.refiner.enabled:
-        from mot.refiner import build_refiner  # torch is imported only when the refiner is on
-        refiner = build_refiner(cfg.refiner, cfg.runtime)
     timer = timer if timer is not None else StageTimer()
-    tracker = Tracker(cfg.tracker, association, refiner, timer=timer)
-    embedder = getattr(association, "embedder", None)
-    read_images = detector.needs_image or association.needs_image or refiner is not None or tracker.needs_image
-    parts = []
-    frames = seq.frames(read_images=read_images, prefetch=cfg.runtime.prefetch)
+    detector = DETECTORS.build(cfg.detector, sequence=seq)
+    tracker = Tracker(seq.info.frame_rate, cfg, timer=timer)
+    embedder = getattr(tracker._association, "embedder", None)
+    frames = seq.frames(read_images=detector.needs_image or tracker.needs_image, prefetch=cfg.runtime.prefetch)
     if progress:
         from tqdm import tqdm
         frames = tqdm(frames, total=seq.info.seq_length, desc=seq.name, unit="frame", leave=False)
@@ -65,11 +62,16 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
         timer.lap("detector")
         timer.count("frames", 1)
         timer.count("people", len(dets))
-        parts.append(tracker.update(dets, frame, image))
+        now = tracker.update(dets, image, frame)
         if embedder is not None:  # flow, patches, network: measured inside the association's prepare
             timer.split("prepare", embedder.timing)
+        yield frame, TrackResults.concatenate([tracker.flush(), now])
         timer.start()
-    return TrackResults.concatenate(parts)
+
+
+def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: StageTimer | None = None) -> TrackResults:
+    """All output rows of one sequence (0-based tlwh), sorted by frame and id."""
+    return TrackResults.concatenate([rows for _, rows in track_frames(seq, cfg, progress, timer)]).sorted()
 
 
 def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False,
@@ -86,19 +88,28 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool = False,
         gt = read_ground_truth(seq.gt_path) if seq.gt_path is not None else None
         start = time.perf_counter()
         timer = StageTimer()
-        results = track_sequence(seq, cfg, progress, timer)
-        seconds = time.perf_counter() - start
         result_file = out_dir / f"{name}.txt"
-        write_results(result_file, results)
+        with ResultWriter(result_file, output_delay(cfg)) as writer:   # streamed; in place when complete
+            for frame, rows in track_frames(seq, cfg, progress, timer):
+                writer.add(rows, frame)
+        seconds = time.perf_counter() - start
         frames = int(seq.info.seq_length)
         # Scored as written (2 decimals), so metrics.json always agrees with evaluate.py on the file.
-        score = score_sequence(gt, read_results(result_file), frames) if gt is not None else None
+        results = read_results(result_file) if gt is not None or video is not None else None
+        score = score_sequence(gt, results, frames) if gt is not None else None
         if video is not None:
             from mot.visualise import render_video
             render_video(seq, results, video, prefetch=cfg.runtime.prefetch)
         return SequenceRun(name, frames, seconds, score, timing=timer.as_dict())
     except UserError as exc:
         return SequenceRun(name, error=str(exc))
+
+
+def _speed(frames: int, seconds: float | None) -> dict:
+    """``seconds`` and ``FPS`` of a timed run; nothing for an untimed one (scoring files only)."""
+    if seconds is None:
+        return {}
+    return {"seconds": round(seconds, 3), "FPS": round(frames / seconds, 2) if seconds else None}
 
 
 @dataclass
@@ -114,11 +125,12 @@ class RunReport:
 
     def metrics_json(self) -> dict:
         ok = [r for r in self.runs if not r.error]
-        frames, seconds = sum(r.frames for r in ok), sum(r.seconds for r in ok)
-        per_seq = {r.name: {**(r.score.metrics if r.score else {}), "frames": r.frames,
-                            "seconds": round(r.seconds, 3), "FPS": round(r.fps, 2)} for r in ok}
-        combined = {**(self.combined or {}), "frames": frames, "seconds": round(seconds, 3),
-                    "FPS": round(frames / seconds, 2) if seconds else 0.0}
+        frames = sum(r.frames for r in ok)
+        timed = all(r.seconds is not None for r in ok)
+        seconds = sum(r.seconds for r in ok) if timed else None
+        per_seq = {r.name: {**(r.score.metrics if r.score else {}), "frames": r.frames, **_speed(r.frames, r.seconds)}
+                   for r in ok}
+        combined = {**(self.combined or {}), "frames": frames, **_speed(frames, seconds)}
         return {"sequences": per_seq, "combined": combined,
                 "failed": {r.name: r.error for r in self.failed}}
 
@@ -127,7 +139,8 @@ class RunReport:
         rows = dict(data["sequences"])
         if len(rows) > 1 or not rows:
             rows["COMBINED"] = data["combined"]
-        return format_table(rows, extra=("frames", "FPS"))
+        timed = any("FPS" in m for m in rows.values())
+        return format_table(rows, extra=("frames", "FPS") if timed else ("frames",))
 
 
 def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | None = None,
@@ -149,13 +162,17 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
     if progress is None:
         progress = sys.stderr.isatty() and workers <= 1
     report = RunReport()
-    if workers > 1 and len(paths) > 1:
+    workers = min(workers, len(paths))
+    threads = runtime.threads_for(cfg.runtime.torch_threads, workers)
+    if workers > 1:
         # Spawned, not forked: a child forked after PyTorch's thread pools have started in this
         # process can deadlock in them (the learned association runs the Siamese CNN).
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=runtime.configure, initargs=(threads,)) as pool:
             futures = [pool.submit(run_one, p, cfg, out_dir, False, videos[p]) for p in paths]
             report.runs = [f.result() for f in futures]
     else:
+        runtime.configure(threads)
         report.runs = [run_one(p, cfg, out_dir, progress, videos[p]) for p in paths]
     _finish(report, out_dir)
     return report
@@ -185,7 +202,7 @@ def evaluate(data: str | Path, results_dir: str | Path, seqs: list[str] | None =
             if results is None:
                 raise UserError(f"{result_file}: result file not found")
             score = score_sequence(read_ground_truth(seq.gt_path), results, seq.info.seq_length)
-            report.runs.append(SequenceRun(name, seq.info.seq_length, 0.0, score))
+            report.runs.append(SequenceRun(name, seq.info.seq_length, None, score))
         except UserError as exc:
             report.runs.append(SequenceRun(name, error=str(exc)))
     _finish(report, Path(out_dir) if out_dir else results_dir)

@@ -24,8 +24,10 @@ import torch
 
 from mot.config import RefinerConfig, RuntimeConfig
 from mot.geometry import cxcywh_to_tlwh, iou_matrix_tlwh, tlwh_to_cxcywh
-from mot.siamrpn import (DEFAULT_WEIGHTS, Pyramid, context_size, crop_regions, decode, load_weights, make_anchors,
+from mot.runtime import resolve_device
+from mot.siamrpn import (DEFAULT_NAME, Pyramid, context_size, crop_regions, decode, load_weights, make_anchors,
                          square_regions)
+from mot.weights import resolve as resolve_weights
 
 _TEMPLATE = "siamrpn_template"    # (2, C, h, h) float32 tensor on the refiner's device
 _CARRIED = "refiner_carried"       # frames in a row carried on the refiner's box
@@ -33,17 +35,6 @@ _RESULT = "refiner_result"         # (frame, (4,) float32 tlwh, score) of the la
 _HELD = "refiner_held"             # carried output rows waiting for the track to be re-found
 _MAX_SCORES = 1 << 16              # detection scores kept for the score rank (a sorted sample)
 _ANCHOR = "refiner_anchor"         # (frame, (4,) tlwh) of the track's last detection box before a carry
-
-
-def resolve_weights(name: str | None):
-    """A bare file name means a file shipped in ``mot/weights``; anything else is a path."""
-    from association.learned import resolve_weights as resolve
-    return DEFAULT_WEIGHTS if not name else resolve(name)
-
-
-def resolve_device(device: str) -> torch.device:
-    from association.siamese import resolve_device as resolve
-    return resolve(device)
 
 
 class SiamRPN:
@@ -57,16 +48,14 @@ class SiamRPN:
         window_influence: weight of the cosine window.
         size_lr: size update rate (multiplied by penalty x score of the chosen anchor).
         batch_size: pairs per forward pass.
-        threads: PyTorch CPU threads (0 leaves the default).
     """
 
     def __init__(self, weights=None, device: str = "auto", penalty_k: float = 0.1, window_influence: float = 0.4,
-                 size_lr: float = 0.4, batch_size: int = 64, threads: int = 0):
-        if threads > 0:
-            torch.set_num_threads(threads)
+                 size_lr: float = 0.4, batch_size: int = 64):
         self.device = resolve_device(device)
-        self.net, self.meta = load_weights(resolve_weights(weights) if isinstance(weights, str) or weights is None
-                                           else weights)
+        if isinstance(weights, str) or weights is None:
+            weights = resolve_weights(weights, DEFAULT_NAME)
+        self.net, self.meta = load_weights(weights)
         self.net.to(self.device)
         self.geometry = g = self.net.geometry
         self.penalty_k, self.window_influence, self.size_lr = penalty_k, window_influence, size_lr
@@ -175,7 +164,7 @@ class Refiner:
         runtime = runtime or RuntimeConfig()
         self._scores = np.zeros(0, np.float32)   # sorted detection scores of the frames so far (one sequence)
         self.searcher = searcher or SiamRPN(cfg.weights, runtime.device, cfg.penalty_k, cfg.window_influence,
-                                            cfg.size_lr, cfg.batch_size, runtime.torch_threads)
+                                            cfg.size_lr, cfg.batch_size)
 
     def refine(self, tracks: list, image_bgr: np.ndarray, frame: int) -> None:
         """Searches every track boxed within ``max_search_gap`` frames, in one batch.

@@ -25,13 +25,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from mot.errors import UserError
+from mot.weights import shipped
 from mot.geometry import iou_matrix
 
 #: The format of the saved weights file; bump it when the network, its inputs or anchors change.
 WEIGHTS_VERSION = 1
 WEIGHTS_FORMAT = "siamese-mot-siamrpn"
 #: The weights that ship with the package (``scripts/train_siamrpn.py`` reproduces them).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "siamrpn.pt"
+DEFAULT_NAME = "siamrpn.pt"
+DEFAULT_WEIGHTS = shipped(DEFAULT_NAME)
 #: Pixel normalisation of the BGR crops: (value - mean) / std for every channel.
 PIXEL_MEAN, PIXEL_STD = 128.0, 64.0
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mot.geometry import xyxy_to_tlwh
+
 
 @dataclass(frozen=True)
 class Detections:
@@ -38,6 +40,12 @@ class Detections:
 
     def __len__(self) -> int:
         return self.tlwh.shape[0]
+
+    @classmethod
+    def from_xyxy(cls, xyxy, scores) -> "Detections":
+        """Detections from (N, 4) x1, y1, x2, y2 boxes (0-based pixels) and (N,) scores, as most
+        detectors give them."""
+        return cls(xyxy_to_tlwh(xyxy), scores)
 
     @classmethod
     def empty(cls) -> "Detections":

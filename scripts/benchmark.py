@@ -6,7 +6,7 @@
 
 import sys
 
-from mot.benchmark import main as benchmark_main
+from mot.studies.benchmark import main as benchmark_main
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from association.appearance_benchmark import format_table, run_benchmark
+    from mot.studies.appearance import format_table, run_benchmark
     from mot.errors import UserError
     from mot.io import atomic_write_text
 

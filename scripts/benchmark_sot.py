@@ -18,7 +18,7 @@ def main(argv=None) -> int:
         parser.error("give --data or --cost-image")
 
     from mot.errors import UserError
-    from mot.sot_benchmark import SotParams, benchmark, refiner_cost
+    from mot.studies.sot import SotParams, benchmark, refiner_cost
 
     if args.cost_image:
         import cv2

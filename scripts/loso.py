@@ -3,7 +3,7 @@
 
 import sys
 
-from association.loso import main
+from mot.studies.loso import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

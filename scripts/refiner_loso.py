@@ -3,7 +3,7 @@
 
 import sys
 
-from mot.refiner_loso import main
+from mot.studies.refiner_loso import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,7 @@
 
 import sys
 
-from association.train_cli import main
+from mot.training.matcher_cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from association.siamese import DEFAULT_WEIGHTS
-    from association.train_siamese import TrainParams
+    from mot.training.siamese import TrainParams
     from mot.config import from_dict, parse_override
     from mot.errors import UserError
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_flow:
             raw["use_flow"] = False
         params = from_dict(TrainParams, raw, "train")
-        from association.train_siamese import train
+        from mot.training.siamese import train
         summary = train(args.data, args.out, params, reid=args.reid, cache=args.cache, progress=not args.quiet)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from mot.errors import UserError
-    from mot.train_siamrpn import TrainParams, train
+    from mot.training.siamrpn import TrainParams, train
 
     p = TrainParams(train=args.train, val=args.val)
     for name, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps), ("batch_size", args.batch_size),

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mot import peers
-from mot.benchmark import benchmark, main
+from mot.studies import peers
+from mot.studies.benchmark import benchmark, main
 from mot.config import load_config
 from mot.errors import UserError
 from mot.pipeline import run
-from mot.report import write_report
+from mot.studies.report import write_report
 from mot.sequence import open_folder
 from mot.synthetic import SyntheticSpec, generate_sequence
 from mot.timing import StageTimer
@@ -163,7 +163,7 @@ def test_cli_writes_report_and_exits_1_on_failed_sequences(tiny_root, tmp_path, 
 
 
 def test_detector_cost_hook_skips_file_detectors(tmp_path):
-    from mot.benchmark import detector_costs
+    from mot.studies.benchmark import detector_costs
     (tmp_path / "a.yaml").write_text("detector:\n  type: gt\n")
     (tmp_path / "b.yaml").write_text("detector: [not, a, mapping]\n")   # an invalid config is passed over
     result = detector_costs(tmp_path, log=lambda m: None)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from association.matcher import Matcher
-from association.training import TrainSettings, train_matcher
+from mot.training.matcher import TrainSettings, train_matcher
 from mot.config import load_config
 from mot.errors import UserError
 from mot.pipeline import run
@@ -75,7 +75,7 @@ def test_context_config_runs_end_to_end(synthetic_root, tmp_path):
 
 def test_cross_validated_training_uses_every_sequence():
     """One fold per sequence chooses the rounds; the model is then fitted on all pairs."""
-    from association.training import train_matcher_cv
+    from mot.training.matcher import train_matcher_cv
 
     rng = np.random.default_rng(3)
     xs, ys = [], []
@@ -96,7 +96,7 @@ def test_cross_validated_training_uses_every_sequence():
 def test_train_matcher_command_on_generated_sequences(synthetic_root, tmp_path):
     """scripts/train_matcher.py without --val-seqs: pairs from the tracker run on each sequence,
     rounds chosen by leaving each out in turn; the written model loads for the config's features."""
-    from association.train_cli import main
+    from mot.training.matcher_cli import main
 
     out = tmp_path / "m.json"
     cfg = Path(__file__).resolve().parents[1] / "configs" / "context.yaml"

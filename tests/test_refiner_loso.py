@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mot.errors import UserError
-from mot.refiner_loso import main, markdown, nested
+from mot.studies.refiner_loso import main, markdown, nested
 from mot.synthetic import SyntheticSpec, generate_sequence
 
 

@@ -10,8 +10,8 @@ import torch
 from association.flow import FlowParams
 from association.patches import PatchParams
 from association.siamese import AppearanceModel, AppearanceParams, SiameseNet, batch_contrastive_loss, load_weights
-from association.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
-from association.train_siamese import TrainParams, train
+from mot.training.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
+from mot.training.siamese import TrainParams, train
 from mot.errors import UserError
 
 SMALL = PatchParams(64, 32)

@@ -16,7 +16,7 @@ from mot.geometry import iou_matrix_tlwh
 from mot.refiner import Refiner, SiamRPN
 from mot.siamrpn import (PIXEL_MEAN, PIXEL_STD, Geometry, SiamRPNNet, assign_targets, crop_regions, decode, encode,
                          load_weights, make_anchors, save_weights, square_regions)
-from mot.siamrpn_data import polygon_to_tlwh
+from mot.training.siamrpn_data import polygon_to_tlwh
 from mot.tracker import Track, Tracker, TrackState
 from mot.types import Detections
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from mot.errors import UserError
 from mot.geometry import iou_matrix_tlwh
-from mot.siamrpn_data import TargetTrack, is_sot, mot_tracks, sot_tracks
+from mot.training.siamrpn_data import TargetTrack, is_sot, mot_tracks, sot_tracks
 
 #: OTB success plot: overlap thresholds 0, 0.05, ..., 1; the AUC is the mean success rate.
 THRESHOLDS = np.linspace(0.0, 1.0, 21)

@@ -3,7 +3,7 @@ DeepSORT (``deep-sort-realtime``), for side-by-side comparisons.
 
 None of them is a dependency of the core package (they are the optional ``bench`` extra). The four
 ``trackers`` peers run in this process. DeepSORT runs in a separate interpreter
-(``mot/peer_deepsort.py``): its package imports torchvision, which does not load beside the CPU
+(``mot/studies/peer_deepsort.py``): its package imports torchvision, which does not load beside the CPU
 torch build this project pins, so it lives in its own environment, named by ``peer_python`` or the
 ``SIAMESE_MOT_PEER_PYTHON`` variable.
 
@@ -46,7 +46,7 @@ SCALINGS = ("clip", "minmax", "rank", "sqrt_rank")
 PEER_PYTHON_ENV = "SIAMESE_MOT_PEER_PYTHON"
 _TRACKERS_CLASSES = {"sort": "SORTTracker", "bytetrack": "ByteTrackTracker", "ocsort": "OCSORTTracker",
                      "botsort": "BoTSORTTracker"}
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def scale_scores(scores: np.ndarray, scaling: str, reference: np.ndarray) -> np.ndarray:
@@ -200,7 +200,7 @@ def _run_trackers_peer(name: str, seq: Sequence, dets: list[Detections],
 
 def _run_deepsort(seq: Sequence, dets: list[Detections], scaled: dict[str, list[np.ndarray]], python: str,
                   cache_dir: Path | None) -> dict[str, PeerRun]:
-    """Runs ``python -m mot.peer_deepsort`` on the detections; one result file per scaling."""
+    """Runs ``python -m mot.studies.peer_deepsort`` on the detections; one result file per scaling."""
     if seq.is_video:
         raise UserError(f"{seq.name}: DeepSORT here reads image folders, not videos")
     frames = np.concatenate([np.full(len(d), f, np.int64) for f, d in enumerate(dets, 1)]) if dets else np.zeros(0)
@@ -221,7 +221,7 @@ def _run_deepsort(seq: Sequence, dets: list[Detections], scaled: dict[str, list[
             [str(_REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
             OMP_NUM_THREADS="1")
         try:
-            proc = subprocess.run([python, "-m", "mot.peer_deepsort", str(work)], capture_output=True, text=True,
+            proc = subprocess.run([python, "-m", "mot.studies.peer_deepsort", str(work)], capture_output=True, text=True,
                                   env=env)
         except OSError as exc:
             raise UserError(f"deepsort: cannot run {python} ({exc.strerror})") from None

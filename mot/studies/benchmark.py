@@ -1,9 +1,9 @@
 """The benchmark (issue 6): our configs and the peer trackers on the same detections, accuracy and speed.
 
 :func:`benchmark` runs each of our configs through :func:`mot.pipeline.run` (per-stage seconds from
-its :class:`mot.timing.StageTimer`), the peers through :func:`mot.peers.run_peers` on the same
+its :class:`mot.timing.StageTimer`), the peers through :func:`mot.studies.peers.run_peers` on the same
 detection file, the density curve on generated 1080p sequences, and returns one JSON-ready dict
-that :func:`mot.report.write_report` turns into Markdown, PNG plots and JSON.
+that :func:`mot.studies.report.write_report` turns into Markdown, PNG plots and JSON.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def detector_costs(config_dir: Path | None = None, repeats: int = 3, log=print) 
         ``{"status": "ok", "rows": [{"detector", "config", "<W>x<H> ms", ...}]}`` or ``{"status": why not}``.
     """
     if importlib.util.find_spec("detectors.speed") is None:
-        return {"status": "not measured: detectors/speed.py is not there (hook: mot.benchmark.detector_costs)"}
+        return {"status": "not measured: detectors/speed.py is not there (hook: mot.studies.benchmark.detector_costs)"}
     from detectors.speed import detector_cost
     from mot.config import load_config
     config_dir = Path(config_dir) if config_dir else Path(__file__).resolve().parents[1] / "configs"
@@ -185,13 +185,13 @@ def benchmark(data, out_dir, configs=DEFAULT_CONFIGS, peers=None, det_file: str 
               scalings=None, peer_python: str | None = None, density=DENSITY_PEOPLE, density_frames: int = 20,
               repeats: int = 3, threads: int = 1, overrides: list[str] = (), detectors: bool = True,
               density_config: str | None = None, reuse_peers: str | None = None, log=print) -> dict:
-    """Runs everything and returns the report data (see :mod:`mot.report`).
+    """Runs everything and returns the report data (see :mod:`mot.studies.report`).
 
     The density curve runs ``density_config`` (default: the first of ``configs``); ``detectors=False``
     skips timing the image detectors; ``reuse_peers`` (an earlier ``report.json`` on the same data and
     detections) takes the peers' results from there instead of running them again.
     """
-    from mot import peers as peer_mod
+    from mot.studies import peers as peer_mod
     out_dir = Path(out_dir)
     density_config = density_config or configs[0]
     for c in list(configs) + [density_config]:
@@ -240,7 +240,7 @@ def _earlier_peers(path: str, data, det_file: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """``scripts/benchmark.py``: runs the benchmark and writes the report; 0 ok, 1 some sequences failed,
     2 bad arguments."""
-    from mot import peers as peer_mod
+    from mot.studies import peers as peer_mod
     p = argparse.ArgumentParser(prog="benchmark", description="Our configs and peer trackers (SORT, ByteTrack, "
                                 "OC-SORT, BoT-SORT, DeepSORT) on the same detections: accuracy, speed, report.")
     p.add_argument("--data", required=True, help="a folder of MOTChallenge sequences (with gt/gt.txt)")
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(same data and detections) instead of running them")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
-    from mot.report import write_report
+    from mot.studies.report import write_report
 
     def log(msg):
         if not args.quiet:

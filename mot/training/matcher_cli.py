@@ -22,7 +22,7 @@ STRIDES = (1, 2, 4)
 def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     """Pairs of every sequence, detection file that exists and frame stride (cached as .npz when
     ``cache`` is set)."""
-    from association.training import collect_pairs
+    from mot.training.matcher import collect_pairs
 
     xs, ys = [], []
     feats = cfg.association.params["features"]
@@ -65,8 +65,9 @@ def _weights_digest(cfg) -> str:
     params = cfg.association.params
     if not any(f in APPEARANCE_FEATURES for f in params.get("features", [])):
         return ""
-    from association.siamese import DEFAULT_WEIGHTS
-    path = Path(params.get("appearance", {}).get("weights") or DEFAULT_WEIGHTS)
+    from association.siamese import DEFAULT_NAME
+    from mot.weights import resolve
+    path = resolve(params.get("appearance", {}).get("weights"), DEFAULT_NAME)
     return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from association.training import TrainSettings, train_matcher, train_matcher_cv
+    from mot.training.matcher import TrainSettings, train_matcher, train_matcher_cv
     from mot.config import load_config
     from mot.sequence import discover
 

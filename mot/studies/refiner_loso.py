@@ -23,7 +23,7 @@ def fold_models(paths: list[Path], extra: list[Path], out: Path, epochs: int, st
                 tests: set[str], seed: int = 0) -> dict[str, Path]:
     """Trains (or reuses, if ``out/models/<SEQ>.pt`` exists) one model per left-out sequence named
     in ``tests``."""
-    from mot.train_siamrpn import TrainParams, train
+    from mot.training.siamrpn import TrainParams, train
 
     models = {}
     for i, test in enumerate(paths):

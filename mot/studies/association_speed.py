@@ -71,7 +71,7 @@ def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, 
 
 
 def main(argv=None) -> int:
-    """``python -m association.speed [--config FILE]``: prints the per-frame association cost."""
+    """``python scripts/benchmark_association.py [--config FILE]``: prints the per-frame association cost."""
     import argparse
     import json
     import sys
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     from mot.config import load_config
     from mot.errors import UserError
 
-    parser = argparse.ArgumentParser(prog="association.speed", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="benchmark_association.py", description=main.__doc__)
     parser.add_argument("--config", default=None, help="a config with a learned association (default: built-ins)")
     parser.add_argument("--people", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--threads", type=int, default=1)
@@ -99,6 +99,3 @@ def main(argv=None) -> int:
     print(json.dumps(rows, indent=1))
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

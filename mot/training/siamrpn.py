@@ -1,7 +1,7 @@
 """Training the SiamRPN refiner on template/search pairs of the same identity (``scripts/train_siamrpn.py``).
 
 Pairs come from ground-truth tracks of MOTChallenge sequences and from OTB/VOT single-object
-sequences (:mod:`mot.siamrpn_data`); anchors are labelled by IoU; the loss is cross-entropy over a
+sequences (:mod:`mot.training.siamrpn_data`); anchors are labelled by IoU; the loss is cross-entropy over a
 sample of positive and negative anchors plus smooth-L1 on the positives' offsets. Validation uses
 whole held-out sequences (never frames of a training sequence): mean IoU of the top-scoring box
 with the target, on a fixed seeded set of pairs; the best epoch is kept.
@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from mot.errors import UserError
 from mot.geometry import iou_matrix
 from mot.siamrpn import Geometry, SiamRPNNet, assign_targets, decode, make_anchors, normalise, save_weights
-from mot.siamrpn_data import Augment, CropBank, sample_pair
+from mot.training.siamrpn_data import Augment, CropBank, sample_pair
 
 
 @dataclass

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 class _Teacher(LearnedAssociation):
     """Links by ground-truth identity and records every candidate pair's features and label."""
 
-    def __init__(self, params: LearnedParams, runtime=None, sequence=None):
-        super().__init__(params, runtime, sequence)
+    def __init__(self, params: LearnedParams, runtime=None, frame_rate: float = 30.0):
+        super().__init__(params, runtime, frame_rate)
         self.max_cost = 0.5
         self.rows: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
@@ -92,7 +92,7 @@ def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -
     keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == PEDESTRIAN)
     gt_index = gt.index()
     params = LearnedAssociation.Params(**cfg.association.params)
-    teacher = _Teacher(params, cfg.runtime, seq)
+    teacher = _Teacher(params, cfg.runtime, float(seq.info.frame_rate))
     det_cfg = DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file})
     detector = DETECTORS.build(det_cfg, sequence=seq)
     tracker = Tracker(cfg.tracker, teacher)

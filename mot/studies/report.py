@@ -1,6 +1,6 @@
 """The benchmark report: Markdown tables, PNG plots (matplotlib, optional) and the JSON they come from.
 
-Input is the dict :func:`mot.benchmark.benchmark` returns. Every file is written atomically.
+Input is the dict :func:`mot.studies.benchmark.benchmark` returns. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def trackers(result: dict) -> list[dict]:
     for name, r in result["ours"].items():
         out.append({"name": name, "kind": "ours", "combined": r["combined"], "sequences": r["sequences"],
                     "fps": r["speed"]["fps"], "status": "ok" if r["combined"] else "no scored sequence"})
-    from mot.peers import PEER_LABELS
+    from mot.studies.peers import PEER_LABELS
     for name, r in ((result.get("peers") or {}).get("peers") or {}).items():
         label = PEER_LABELS.get(name, name)
         best = r["best_scaling"]
@@ -86,7 +86,7 @@ def stage_ms(ms_per_frame: dict) -> dict[str, float | None]:
 def markdown(result: dict, plots: dict[str, str | None]) -> str:
     """The report text; ``plots`` maps plot name -> PNG file name, or None with the reason in ``plots['why']``."""
     m = result["machine"]
-    parts = [f"# Benchmark: ours vs peer trackers\n",
+    parts = ["# Benchmark: ours vs peer trackers\n",
              f"Data `{result['data']}`, detections `{result['det_file']}` for every tracker (our configs that read "
              f"public detections are switched to the same file). Started {result['started']}, took "
              f"{result['seconds']:.0f} s.\n",
@@ -175,7 +175,7 @@ def markdown(result: dict, plots: dict[str, str | None]) -> str:
                                    for r in dc["rows"]]) + "\n")
     else:
         parts.append(f"{dc.get('status', 'not measured')}.\n")
-    from mot.benchmark import failures
+    from mot.studies.benchmark import failures
     fails = failures(result)
     parts.append("## Failures\n")
     parts.append("\n".join(f"- {f}" for f in fails) + "\n" if fails else "None.\n")

@@ -34,8 +34,8 @@ def loso(data, configs: dict[str, Path], det_file: str, train_det_files: list[st
     Returns:
         ``{sequence: {config: metrics}}``.
     """
-    from association.train_cli import collect_many
-    from association.training import TrainSettings, train_matcher, train_matcher_cv
+    from mot.training.matcher_cli import collect_many
+    from mot.training.matcher import TrainSettings, train_matcher, train_matcher_cv
     from mot.config import load_config
     from mot.pipeline import run
     from mot.sequence import discover
@@ -81,7 +81,7 @@ def add_peers(table: dict, data, det_file: str, peers: tuple[str, ...], out: Pat
     Returns:
         peer -> the scaling it is reported at, or why it did not run.
     """
-    from mot.peers import PEER_LABELS, run_peers
+    from mot.studies.peers import PEER_LABELS, run_peers
 
     sweep = run_peers(data, peers, det_file, seqs=list(table), out_dir=out / "peers")
     used = {}
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         siamese = dict(item.split("=", 1) for item in args.siamese if "=" in item)
         if len(siamese) != len(args.siamese):
             raise UserError("--siamese takes SEQ=WEIGHTS items")
-        from association.training import TrainSettings
+        from mot.training.matcher import TrainSettings
         settings = TrainSettings(seed=args.seed)
         if args.parallel_trees is not None:
             settings.parallel_trees = args.parallel_trees

