@@ -22,13 +22,12 @@ STRIDES = (1, 2, 4)
 def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     """Pairs of every sequence, detection file that exists and frame stride (cached as .npz when
     ``cache`` is set)."""
-    from association.training import collect_pairs
-
     xs, ys = [], []
     feats = cfg.association.params["features"]
     # The pairs depend on the association and tracker settings and, through the embeddings, on the
     # Siamese weights' content (retrained weights under the same name must not reuse old pairs).
-    digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(cfg.tracker),
+    from association.training import collect_pairs, teacher_tracker
+    digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(teacher_tracker(cfg.tracker)),
                                       _weights_digest(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     for path in paths:
         for det_file, stride in itertools.product(det_files, strides):

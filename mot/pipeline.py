@@ -18,7 +18,7 @@ from mot.evaluation import SequenceScore, combine, format_table, score_sequence
 from mot.io import TrackResults, atomic_write_text, read_ground_truth, read_results, write_results
 from mot.sequence import Sequence, discover, open_sequence
 from mot.timing import StageTimer
-from mot.tracker import Tracker
+from mot.tracker import TrackManager
 
 
 @dataclass
@@ -50,7 +50,7 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
         from mot.refiner import build_refiner  # torch is imported only when the refiner is on
         refiner = build_refiner(cfg.refiner, cfg.runtime)
     timer = timer if timer is not None else StageTimer()
-    tracker = Tracker(cfg.tracker, association, refiner, timer=timer)
+    tracker = TrackManager(cfg.tracker, association, refiner, timer=timer)
     embedder = getattr(association, "embedder", None)
     read_images = detector.needs_image or association.needs_image or refiner is not None or tracker.needs_image
     parts = []
@@ -69,6 +69,7 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
         if embedder is not None:  # flow, patches, network: measured inside the association's prepare
             timer.split("prepare", embedder.timing)
         timer.start()
+    parts.append(tracker.flush())
     return TrackResults.concatenate(parts)
 
 
