@@ -50,7 +50,8 @@ def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: St
         from mot.refiner import build_refiner  # torch is imported only when the refiner is on
         refiner = build_refiner(cfg.refiner, cfg.runtime)
     timer = timer if timer is not None else StageTimer()
-    tracker = TrackManager(cfg.tracker, association, refiner, timer=timer)
+    from mot.validity import build_validity
+    tracker = TrackManager(cfg.tracker, association, refiner, timer=timer, validity=build_validity(cfg.tracker))
     embedder = getattr(association, "embedder", None)
     read_images = detector.needs_image or association.needs_image or refiner is not None or tracker.needs_image
     parts = []

@@ -24,6 +24,7 @@ from mot.io import TrackResults
 from mot.motion import KalmanBox
 from mot.timing import StageTimer
 from mot.types import Detections
+from mot.validity import TrackEvidence, size_row
 
 
 class TrackState(enum.Enum):
@@ -53,6 +54,7 @@ class Track:
             written only by the association's ``observe``.
         refinement: the refiner's per-track state (``mot.refiner.RefinerState``), written only by
             the refiner.
+        evidence: what the validity model will judge the track on (``mot.validity.TrackEvidence``).
         verdict: the validity model's decision (None: not yet asked; False: never output).
     """
 
@@ -72,6 +74,8 @@ class Track:
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.appearance = None
         self.refinement = None
+        self.evidence = TrackEvidence()
+        self.evidence.add(None, self.tlwh)
         self.verdict: bool | None = None
         self.held_rows: list = []          # rows waiting for the validity decision
         self.kalman = KalmanBox(self.tlwh) if kalman else None   # last measured at last_detected
@@ -185,6 +189,8 @@ class TrackManager:
         self.refiner = refiner
         self.validity = validity
         self.confidence = ScoreRanks(cfg.confidence_memory)
+        #: size_row of the confident detections: where a person's size fits the image row (validity)
+        self.size_ranks = ScoreRanks(cfg.confidence_memory)
         if refiner is not None:
             refiner.ranks = self.confidence    # one score scale for the refiner's gate and the tracker
         self.tracks: list[Track] = []
@@ -245,6 +251,8 @@ class TrackManager:
         self.timer.lap("prepare")
         index = np.arange(len(detections))
         confident = ranks >= cfg.high_rank
+        if self.validity is not None:
+            self.size_ranks.observe(size_row(detections.tlwh[ranks >= max(cfg.high_rank, 0.5)]))
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         return _Frame(frame, image, detections, all_tlwh, ranks, live, index[confident], index[~confident])
 
@@ -314,6 +322,8 @@ class TrackManager:
         observe = getattr(self.association, "observe", None)
         dets = f.detections
         for track, d in f.matched:
+            if self.validity is not None:
+                track.evidence.add(track.predict(f.number), dets.tlwh[d])
             box = dets.tlwh[d] if refiner is None else refiner.fuse(track, dets.tlwh[d])
             track.update(box, dets.scores[d], f.number, cfg.velocity_smoothing, rank=float(f.ranks[d]))
             if observe is not None:
@@ -384,7 +394,7 @@ class TrackManager:
 
     def _emit(self, track: Track, rows: list) -> list:
         """The rows of ``track`` to output now: all of them without a validity model; else held
-        until the track is decided (at ``validity.hits`` detections), dropped if it is rejected."""
+        until the track is decided (``validity.frames`` after its birth), dropped if it is rejected."""
         if self.validity is None or track.verdict is True:
             return rows
         if track.verdict is False:
@@ -397,9 +407,9 @@ class TrackManager:
         if it is accepted, none if rejected or not yet decided."""
         if self.validity is None or track.verdict is not None:
             return []
-        if not final and track.hits < self.validity.hits:
+        if not final and track.last_frame - track.start_frame < self.validity.frames:
             return []
-        track.verdict = bool(self.validity.accept(track, self.confidence))
+        track.verdict = bool(self.validity.accept(track, self.confidence, self.size_ranks))
         held, track.held_rows = track.held_rows, []
         return held if track.verdict else []
 

@@ -1,0 +1,1 @@
+"""Everything that fits a model; never imported by a tracking run."""
