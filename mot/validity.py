@@ -13,14 +13,12 @@ model attribute, checked on load like the matcher's (``association/matcher.py``)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mot.errors import UserError
-from mot.io import atomic_write_text
 
 FORMAT_VERSION = 1
 _META_KEY = "siamese_mot_validity"
@@ -105,9 +103,8 @@ class ValidityModel:
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Writes the JSON model with its metadata (atomically)."""
-        meta = {"version": FORMAT_VERSION, "features": self.features, **(extra or {})}
-        self.booster.set_attr(**{_META_KEY: json.dumps(meta)})
-        atomic_write_text(path, bytes(self.booster.save_raw(raw_format="json")).decode())
+        from association.matcher import save_booster
+        save_booster(self.booster, path, _META_KEY, {"version": FORMAT_VERSION, "features": self.features, **(extra or {})})
 
     @classmethod
     def load(cls, path: str | Path) -> "ValidityModel":
@@ -117,22 +114,10 @@ class ValidityModel:
             UserError: missing or corrupt file, a foreign model, another format version or another
                 feature list (one line each).
         """
-        import xgboost as xgb
+        from association.matcher import load_booster
 
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: validity model not found")
-        try:
-            booster = xgb.Booster(model_file=str(path))
-        except xgb.core.XGBoostError:
-            raise UserError(f"{path}: not a readable XGBoost JSON model (corrupt?)") from None
-        raw = booster.attr(_META_KEY)
-        if raw is None:
-            raise UserError(f"{path}: not a siamese-mot validity model (no metadata)")
-        try:
-            meta = json.loads(raw)
-        except json.JSONDecodeError:
-            raise UserError(f"{path}: validity model metadata is not JSON") from None
+        booster, meta = load_booster(path, _META_KEY, "validity model")
         if meta.get("version") != FORMAT_VERSION:
             raise UserError(f"{path}: validity model format version {meta.get('version')}, expected {FORMAT_VERSION}")
         if meta.get("features") != list(FEATURES):
