@@ -1,0 +1,1 @@
+"""Research that measures the product (benchmarks, studies); a tracking run never imports it."""
