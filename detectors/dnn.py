@@ -43,6 +43,7 @@ class DnnParams(FilterParams):
     normalized: bool | None = None   # coordinates are fractions of the input (None: ssd yes, yolo no)
     classes: list[int] | None = None  # class ids kept as people (COCO: 0 in YOLO, 1 in TF SSD); None: all
     output: str | None = None        # output layer name (None: the network's default output)
+    clip: bool = True                # clip boxes to the image (false: as published det.txt files, e.g. det_yolox.txt)
     min_score: float | None = 0.3
     nms_iou: float | None = 0.45     # YOLO outputs are not suppressed inside the model
 
@@ -109,8 +110,9 @@ class DnnDetector:
         xyxy, scores, class_ids = decode(out, p.layout, (p.input_width, p.input_height), p.normalized, p.classes,
                                          tuple(p.strides))
         xyxy = (xyxy - np.array([*offset, *offset], np.float32)) / np.array([*ratio, *ratio], np.float32)
-        h, w = image.shape[:2]
-        xyxy = np.clip(xyxy, 0, np.array([w, h, w, h], np.float32))
+        if p.clip:
+            h, w = image.shape[:2]
+            xyxy = np.clip(xyxy, 0, np.array([w, h, w, h], np.float32))
         tlwh = xyxy_to_tlwh(xyxy)
         keep = (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0)
         dets = Detections(tlwh[keep], scores[keep], {"class_id": class_ids[keep]})

@@ -103,19 +103,27 @@ def test_letterbox_maps_points_both_ways(image_wh, canvas_wh, align):
     np.testing.assert_allclose(found, [x1, y1, x2, y2], atol=1.5 / r)
 
 
-def test_top_left_letterbox_through_the_detector():
-    """A tall image, top-left letterboxed into the tiny model's input, gives its boxes back in image pixels."""
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        model = tiny.export("yolo5", Path(tmp) / "tiny.onnx")
-        w, h = tiny.INPUT_WH
-        det = DETECTORS.build(DetectorSection("dnn", {
+def test_top_left_letterbox_and_clip_through_the_detector(tmp_path):
+    """A tall image, top-left letterboxed into the tiny model's input, gives its boxes back in image pixels;
+    a box running past the image's right edge is clipped, or kept whole with ``clip: false``."""
+    model = tiny.export("yolo5", tmp_path / "tiny.onnx")
+    w, h = tiny.INPUT_WH
+
+    def build(**extra):
+        return DETECTORS.build(DetectorSection("dnn", {
             "model": str(model), "layout": "yolo5", "input_width": w, "input_height": h, "resize": "letterbox",
-            "letterbox_align": "top_left", "classes": [0], "min_score": 0.5}))
-        to_image = lambda xyxy: xyxy / 0.5  # noqa: E731  (64x128 -> 32x64 at the top-left)
-        image = tiny.paint((64, 128), [0], to_image)
-        out = det.detect(image, 1)
+            "letterbox_align": "top_left", "min_score": 0.5, **extra}))
+
+    to_image = lambda xyxy: xyxy / 0.5  # noqa: E731  (64x128 -> 32x64 at the top-left of 64x64)
+    out = build(classes=[0]).detect(tiny.paint((64, 128), [0], to_image), 1)
     np.testing.assert_allclose(out.tlwh, xyxy_to_tlwh(to_image(tiny.ANCHORS_XYXY[[0]])), atol=1e-3)
+    # anchor 1 spans input x 28..40, the image ends at input x 32: image x 56..80 in a 64 px wide image
+    image = tiny.paint((64, 128), [1], to_image)
+    whole = xyxy_to_tlwh(to_image(tiny.ANCHORS_XYXY[[1]]))
+    np.testing.assert_allclose(build(clip=False).detect(image, 1).tlwh, whole, atol=1e-3)
+    clipped = whole.copy()
+    clipped[0, 2] = 64 - whole[0, 0]
+    np.testing.assert_allclose(build().detect(image, 1).tlwh, clipped, atol=1e-3)
 
 
 def test_shipped_model_is_packaged_and_loads_offline(tmp_path, monkeypatch):
