@@ -223,13 +223,13 @@ def benchmark_detectors(data, configs: list[str], public: list[str], out_dir, se
         seqs: sequence names or patterns (None: all).
         frame_step: evaluate frames 1, 1 + step, ... only (for slow detectors).
         compare: ``LABEL_A:LABEL_B`` pairs whose detections are compared box by box (:func:`agreement`).
-        sizes: (width, height) sizes at which each live detector is timed (``detectors/speed.py``).
+        sizes: (width, height) sizes at which each live detector is timed (``mot/studies/detector_speed.py``).
         repeats: timed calls per size.
 
     Returns:
         The JSON-ready result.
     """
-    from detectors.speed import detector_cost
+    from mot.studies.detector_speed import detector_cost
     from mot.config import load_config
     if frame_step < 1:
         raise UserError("--frame-step must be >= 1")
