@@ -178,7 +178,8 @@ def test_corrupt_or_wrong_model_is_a_one_line_error(tmp_path):
 
 def test_cli_missing_model_exits_non_zero_without_traceback(synthetic_root, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_mot.py"), "--data", str(synthetic_root / "SYN-A"),
+    script = str(ROOT / "scripts" / "run_mot.py")
+    proc = subprocess.run([sys.executable, script, "--data", str(synthetic_root / "SYN-A"),
                            "--config", str(YOLOX_CONFIG), "--set", "detector.params.model=missing.onnx",
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode != 0

@@ -159,7 +159,8 @@ def agreement(a: DetectionTable, b: DetectionTable) -> dict:
     iou = np.concatenate(ious) if ious else np.zeros(0)
     ds = np.concatenate(dscore) if dscore else np.zeros(0)
     return {"boxes_a": len(a.frames), "boxes_b": len(b.frames), "paired": len(iou),
-            "paired_of_a": 100 * len(iou) / max(len(a.frames), 1), "paired_of_b": 100 * len(iou) / max(len(b.frames), 1),
+            "paired_of_a": 100 * len(iou) / max(len(a.frames), 1),
+            "paired_of_b": 100 * len(iou) / max(len(b.frames), 1),
             "iou_ge_0.99": 100 * float(np.mean(iou >= 0.99)) if len(iou) else 0.0,
             "mean_iou": float(np.mean(iou)) if len(iou) else 0.0,
             "max_score_diff": float(np.max(ds)) if len(ds) else 0.0}
@@ -264,8 +265,9 @@ def benchmark_detectors(data, configs: list[str], public: list[str], out_dir, se
         for label, path in cfgs.items():
             log(f"{seq.name}: {label} on {len(frames)} frames")
             table, ms = run_detector(path, seq, frames)
+            no_ids = np.full(len(table.frames), -1, np.int64)  # det.txt form: frame,-1,x,y,w,h,score
             write_results(out_dir / label / f"{seq.name}.txt",
-                          TrackResults(table.frames, np.full(len(table.frames), -1, np.int64), table.tlwh, table.scores))
+                          TrackResults(table.frames, no_ids, table.tlwh, table.scores))
             sources[label] = (table, ms)
         for label, (table, ms) in sources.items():
             m = match_detections(gt, table, n, frames)
