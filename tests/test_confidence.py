@@ -105,7 +105,7 @@ def test_unambiguous_iou_links_first():
 
     frames = [Detections(np.array([p], np.float32), np.ones(1)) for p in _walk(4)]
     for flag, n_ids in ((False, 4), (True, 1)):
-        cfg = TrackerConfig(n_init=1, camera_motion="none", iou_first=flag)
+        cfg = TrackerConfig(n_init=1, camera_motion="none", iou_first=flag, birth_rank=0.0)
         manager = TrackManager(cfg, Refusing(IoUParams()))
         ids = {int(i) for f, d in enumerate(frames, 1) for i in manager.update(d, f).ids}
         assert len(ids) == n_ids
