@@ -322,8 +322,8 @@ def test_carry_only_tracks_with_high_ranked_scores():
     assert rows.frames.tolist() == []                  # carried rows are held until re-found
     carried = {t.id: t.refinement.carried for t in tracker.tracks}
     assert carried == {1: 1, 2: 0}                     # the strong track is carried, the weak one is not
-    # scores seen [80, 10, 80, 10] (frame 3 has none): mid-ranks 0.75 and 0.25
-    assert refiner._score_rank(tracker.tracks[0]) == 0.75 and refiner._score_rank(tracker.tracks[1]) == 0.25
+    # scores seen [80, 10, 80, 10] (frame 3 has none): the top score ranks 1, 10 mid-ranks 0.25
+    assert refiner._score_rank(tracker.tracks[0]) == 1.0 and refiner._score_rank(tracker.tracks[1]) == 0.25
 
 
 def test_fuse_modes():
