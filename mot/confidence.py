@@ -43,14 +43,17 @@ class ScoreRanks:
             self._sorted = self._sorted[::2].copy()
 
     def rank(self, scores) -> np.ndarray:
-        """(N,) float32 mid-ranks in [0, 1] of raw scores among those observed: 1 above all of them,
-        0 below all, ties counted half (a score equal to every observed one ranks 0.5). Before any
-        score was observed every rank is 1 (nothing to be less confident than)."""
+        """(N,) float32 mid-ranks in [0, 1] of raw scores among those observed: 0 below all of them,
+        ties counted half, and 1 for a score at or above the highest seen (so a detector that gives
+        every box the same score, or one box in the first frame, is fully confident, not half).
+        Before any score was observed every rank is 1 (nothing to be less confident than)."""
         values = np.asarray(scores, np.float64).reshape(-1)   # compared exactly with the float32 sample
         if not len(self._sorted):
             return np.ones(len(values), np.float32)
         below = np.searchsorted(self._sorted, values, "left") + np.searchsorted(self._sorted, values, "right")
-        return (below / (2.0 * len(self._sorted))).astype(np.float32)
+        ranks = below / (2.0 * len(self._sorted))
+        ranks[values >= self._sorted[-1]] = 1.0
+        return ranks.astype(np.float32)
 
     def rank_one(self, score: float) -> float:
         """The rank of one raw score (see :meth:`rank`)."""

@@ -141,12 +141,12 @@ class TrackerConfig:
     # Confidence is a detection score's rank among the scores seen so far in the sequence, in [0, 1]
     # (mot/confidence.py): the same thresholds hold for any detector's score scale.
     confidence_memory: int = 65536  # scores kept for the ranks (a sorted sample; bounds memory)
-    min_rank: float = 0.0        # detections ranked below this are dropped before anything else
-    high_rank: float = 0.0       # confident detections (rank >= this) are linked first by the association;
+    min_rank: float = 0.1        # detections ranked below this are dropped before anything else
+    high_rank: float = 0.3       # confident detections (rank >= this) are linked first by the association;
     #                              the others can only extend confirmed tracks, in the second stage
     second_stage: str = "iou"    # second stage: iou (predicted box overlap, ByteTrack) | association | none
     second_min_iou: float = 0.5  # second stage "iou": pairs overlapping less never link
-    birth_rank: float = 0.0      # new tracks start only from unmatched confident detections ranked this high
+    birth_rank: float = 0.6      # new tracks start only from unmatched confident detections ranked this high
     iou_first: bool = False      # before the association, link pairs whose IoU is unambiguous
     iou_first_min_iou: float = 0.5   # ... IoU(predicted track box, detection) at least this
     iou_first_max_other: float = 0.1  # ... while neither overlaps any other candidate more than this

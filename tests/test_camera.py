@@ -85,7 +85,7 @@ def test_tracker_keeps_the_identity_through_a_sudden_pan(camera_motion, same_id)
     (the person's 24 px box moves with the image): by IoU with the predicted box the track is lost
     without camera motion compensation, and kept with it."""
     canvas = _canvas(2)
-    cfg = TrackerConfig(n_init=1, max_age=5, camera_motion=camera_motion)
+    cfg = TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=5, camera_motion=camera_motion)
     tracker = TrackManager(cfg, IoUAssociation(IoUParams(min_iou=0.3)))
     ids = []
     for frame in range(1, 9):

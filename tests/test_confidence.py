@@ -15,8 +15,8 @@ def test_ranks_by_hand_and_empty():
     ranks = ScoreRanks()
     assert ranks.rank([5.0]).tolist() == [1.0]                 # nothing seen yet
     ranks.observe(np.array([10.0, 20.0, 30.0, 40.0]))
-    # mid-ranks: below all 0, above all 1, equal to one of four: (2 * below + 1) / 8
-    np.testing.assert_allclose(ranks.rank([0.0, 10.0, 25.0, 40.0, 99.0]), [0.0, 1 / 8, 0.5, 7 / 8, 1.0])
+    # mid-ranks: below all 0, equal to one of four: (2 * below + 1) / 8; at or above the top 1
+    np.testing.assert_allclose(ranks.rank([0.0, 10.0, 25.0, 30.0, 40.0, 99.0]), [0.0, 1 / 8, 0.5, 5 / 8, 1.0, 1.0])
     assert ranks.rank([]).shape == (0,)
     ranks.observe(np.zeros(0))
     assert len(ranks) == 4
@@ -36,6 +36,16 @@ def test_ranks_monotone_and_scale_free():
         assert np.all(np.diff(ra) >= 0) and np.all((ra >= 0) & (ra <= 1))
         np.testing.assert_array_equal(ra, b.rank(probe * 50))
         np.testing.assert_array_equal(ra, c.rank(np.log(probe + 2)))
+
+
+def test_constant_scores_are_confident():
+    """A detector without real scores (every box 1.0) is fully confident: its tracks are born."""
+    ranks = ScoreRanks()
+    ranks.observe(np.ones(5))
+    assert ranks.rank(np.ones(3)).tolist() == [1.0, 1.0, 1.0]
+    frames = [Detections(np.array([p], np.float32), np.ones(1)) for p in _walk(4)]
+    manager, out = _run(TrackerConfig(n_init=2, camera_motion="none"), frames)
+    assert sum(len(r) for r in out) == 4 and len(manager.tracks) == 1
 
 
 def test_memory_is_bounded():
@@ -105,7 +115,7 @@ def test_unambiguous_iou_links_first():
 
     frames = [Detections(np.array([p], np.float32), np.ones(1)) for p in _walk(4)]
     for flag, n_ids in ((False, 4), (True, 1)):
-        cfg = TrackerConfig(n_init=1, camera_motion="none", iou_first=flag)
+        cfg = TrackerConfig(n_init=1, camera_motion="none", iou_first=flag, birth_rank=0.0)
         manager = TrackManager(cfg, Refusing(IoUParams()))
         ids = {int(i) for f, d in enumerate(frames, 1) for i in manager.update(d, f).ids}
         assert len(ids) == n_ids

@@ -184,7 +184,7 @@ def test_track_carried_through_detector_gap_then_same_id():
     gap = {6, 7, 8}
     searcher = _OracleSearcher(truth)
     cfg = RefinerConfig(enabled=True, carry_max_frames=5)
-    tracker = TrackManager(TrackerConfig(n_init=2, max_age=1), IoUAssociation(IoUParams(min_iou=0.5)),
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=2, max_age=1), IoUAssociation(IoUParams(min_iou=0.5)),
                       Refiner(cfg, searcher=searcher))
     image = np.zeros((10, 10, 3), np.uint8)
     rows = []
@@ -203,10 +203,10 @@ def test_track_carried_through_detector_gap_then_same_id():
 def test_carry_stops_after_max_frames_and_below_score():
     truth = _walk(range(1, 12))
     searcher = _OracleSearcher(truth)
-    tracker = TrackManager(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
                       Refiner(RefinerConfig(enabled=True, carry_max_frames=2, carry_output="immediate"),
                               searcher=searcher))
-    held = TrackManager(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
+    held = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
                    Refiner(RefinerConfig(enabled=True, carry_max_frames=2, carry_output="on_rematch"),
                            searcher=searcher))
     image = np.zeros((10, 10, 3), np.uint8)
@@ -219,7 +219,7 @@ def test_carry_stops_after_max_frames_and_below_score():
     assert out == [[1], [2], [3], [4], [], [], []]
     assert tracker.tracks[0].state is TrackState.LOST
     assert out_held == [[1], [2], [], [], [], [], []]          # never re-found: carried rows dropped
-    tracker2 = TrackManager(TrackerConfig(n_init=1), IoUAssociation(IoUParams(min_iou=0.5)),
+    tracker2 = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1), IoUAssociation(IoUParams(min_iou=0.5)),
                        Refiner(RefinerConfig(enabled=True, carry_min_score=0.95), searcher=searcher))
     searcher.frame = 1
     tracker2.update(Detections(truth[1][None], np.ones(1, np.float32)), 1, image)
@@ -237,7 +237,7 @@ class _BiasedSearcher(_OracleSearcher):
 
 def _run_gap(refiner, truth, gap, kalman=True):
     motion = "kalman" if kalman else "velocity"
-    tracker = TrackManager(TrackerConfig(n_init=2, max_age=10, motion=motion), IoUAssociation(IoUParams(min_iou=0.3)),
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=2, max_age=10, motion=motion), IoUAssociation(IoUParams(min_iou=0.3)),
                       refiner)
     image = np.zeros((10, 10, 3), np.uint8)
     rows = []
@@ -311,7 +311,7 @@ def test_carry_only_tracks_with_high_ranked_scores():
     truth = _walk(range(1, 12))
     searcher = _OracleSearcher(truth)
     refiner = Refiner(RefinerConfig(enabled=True, carry_min_score_rank=0.5), searcher=searcher)
-    tracker = TrackManager(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
     image = np.zeros((10, 10, 3), np.uint8)
     far = np.array([200, 200, 20, 50], np.float32)     # a second, weak track far away
     for f in (1, 2):
@@ -322,8 +322,8 @@ def test_carry_only_tracks_with_high_ranked_scores():
     assert rows.frames.tolist() == []                  # carried rows are held until re-found
     carried = {t.id: t.refinement.carried for t in tracker.tracks}
     assert carried == {1: 1, 2: 0}                     # the strong track is carried, the weak one is not
-    # scores seen [80, 10, 80, 10] (frame 3 has none): mid-ranks 0.75 and 0.25
-    assert refiner._score_rank(tracker.tracks[0]) == 0.75 and refiner._score_rank(tracker.tracks[1]) == 0.25
+    # scores seen [80, 10, 80, 10] (frame 3 has none): the top score ranks 1, 10 mid-ranks 0.25
+    assert refiner._score_rank(tracker.tracks[0]) == 1.0 and refiner._score_rank(tracker.tracks[1]) == 0.25
 
 
 def test_fuse_modes():
@@ -365,7 +365,7 @@ def test_template_kept_while_the_box_overlaps_another_detection(limit, kept_old)
     far, near = np.array([300, 50, 20, 50], np.float32), np.array([105, 50, 20, 50], np.float32)
     searcher = _CountingSearcher({1: a, 2: a})
     refiner = Refiner(RefinerConfig(enabled=True, template_max_overlap=limit), searcher=searcher)
-    tracker = TrackManager(TrackerConfig(n_init=1), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
     image = np.zeros((10, 10, 3), np.uint8)
     for f, other in ((1, far), (2, near)):
         searcher.frame = f

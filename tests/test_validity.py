@@ -77,7 +77,7 @@ def _scene(rng, frames=25):
 @pytest.mark.parametrize("frames_delay", [0, 5])
 def test_rejected_tracks_are_never_output(frames_delay):
     validity = TrackValidity(_tiny_model(), min_prob=0.5, frames=frames_delay)
-    manager = TrackManager(TrackerConfig(n_init=2, camera_motion="none"), IoUAssociation(IoUParams()),
+    manager = TrackManager(TrackerConfig(n_init=2, camera_motion="none", min_rank=0, birth_rank=0), IoUAssociation(IoUParams()),
                            validity=validity)
     parts = [manager.update(d, f) for f, d in enumerate(_scene(np.random.default_rng(3)), 1)]
     out = TrackResults.concatenate(parts + [manager.flush()])
@@ -94,6 +94,6 @@ def test_rejected_tracks_are_never_output(frames_delay):
 
 
 def test_without_a_model_every_track_is_output():
-    manager = TrackManager(TrackerConfig(n_init=2, camera_motion="none"), IoUAssociation(IoUParams()))
+    manager = TrackManager(TrackerConfig(n_init=2, camera_motion="none", min_rank=0, birth_rank=0), IoUAssociation(IoUParams()))
     parts = [manager.update(d, f) for f, d in enumerate(_scene(np.random.default_rng(3)), 1)]
     assert set(TrackResults.concatenate(parts).ids.tolist()) == {t.id for t in manager.tracks}

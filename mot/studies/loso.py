@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from mot.errors import UserError
 from mot.io import atomic_write_text
 
@@ -86,6 +88,7 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
     same_scene = same_scene or {}
     models = models or out / "models"
     table: dict = {label: {} for label in dets}
+    timing: dict = {}
     scores: dict = {label: {} for label in dets}
     for test in chosen:
         scene = scene_of(test.name, same_scene)
@@ -116,13 +119,28 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                     raise UserError(report.failed[0].error)
                 score = report.runs[0].score
                 table[label].setdefault(test.name, {})[name] = score.metrics
+                timing.setdefault(name, []).append(report.runs[0].timing)
                 scores[label].setdefault(name, []).append(score)
                 print(f"{label} {test.name} {name}: " + " ".join(f"{k}={score.metrics[k]:.1f}"
                                                                   for k in ("HOTA", "IDF1", "MOTA")), file=sys.stderr)
     for label in dets:
         if scores[label]:
             table[label]["combined"] = {name: combine(s) for name, s in scores[label].items()}
+    atomic_write_text(out / "timing.json", json.dumps(ms_per_frame(timing), indent=1))
     return table
+
+
+def ms_per_frame(timing: dict) -> dict:
+    """``{config: {stage: ms per frame}}`` over all the runs of each config (wall clock, as
+    ``mot.timing.StageTimer`` books it)."""
+    out = {}
+    for name, runs in timing.items():
+        frames = sum(r["counts"].get("frames", 0) for r in runs)
+        stages = {k for r in runs for k in r["seconds"]}
+        out[name] = {k: round(1000 * sum(r["seconds"].get(k, 0.0) for r in runs) / max(frames, 1), 2)
+                     for k in sorted(stages)}
+        out[name]["frames"] = frames
+    return out
 
 
 def add_peers(table: dict, data, det_file: str, peers: tuple[str, ...], out: Path) -> dict:
@@ -157,6 +175,28 @@ def markdown(table: dict, keys=("HOTA", "IDF1", "MOTA", "IDSW", "FP", "FN")) -> 
                          for k in keys]
                 lines.append(f"| {label} | {seq} | {tracker} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def nested_choice(table: dict, candidates: list[str], metric: str = "HOTA",
+                  same_scene: dict[str, str] | None = None) -> dict:
+    """For every (detector, sequence) row, the candidate with the best mean ``metric`` over the rows
+    of the other scenes (every detector): a setting chosen without the scene it is reported on.
+
+    Returns:
+        ``{detector: {sequence: (chosen candidate, its metrics on the row)}}``.
+    """
+    same_scene = same_scene or {}
+    rows = [(label, seq) for label, per_seq in table.items() for seq in per_seq if seq != "combined"]
+    out: dict = {}
+    for label, seq in rows:
+        scene = scene_of(seq, same_scene)
+        others = [(lb, sq) for lb, sq in rows if scene_of(sq, same_scene) != scene]
+
+        def mean(c):
+            return float(np.mean([table[lb][sq][c][metric] for lb, sq in others]))
+        best = max(candidates, key=mean)
+        out.setdefault(label, {})[seq] = (best, table[label][seq][best])
+    return out
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
