@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from association.backbone import MobileNetV2Features, fuse_batch_norm, safe_load
 from association.flow import FlowComputer, FlowParams, crop_flow
 from association.patches import LUV_MEAN, LUV_STD, PatchParams, crop_patches
 from mot.errors import UserError
@@ -27,9 +28,12 @@ from mot.runtime import resolve_device
 from mot.weights import resolve as resolve_weights, shipped
 
 #: The format of the saved weights file; bump it when the network or its inputs change.
-WEIGHTS_VERSION = 2
-#: Versions this code reads: version 1 files predate the colour-histogram branch (they have none).
-READABLE_VERSIONS = (1, 2)
+WEIGHTS_VERSION = 3
+#: Versions this code reads: version 1 files predate the colour-histogram branch (they have none),
+#: version 2 files the MobileNetV2 backbone and the topologies (they are the plain CNN, cost-function).
+READABLE_VERSIONS = (1, 2, 3)
+#: The branch's convolutional part: the project's small CNN, or MobileNetV2 (``association/backbone.py``).
+BACKBONES = ("plain", "mobilenetv2")
 #: The weights that ship with the package (``scripts/train_siamese.py`` reproduces them).
 DEFAULT_NAME = "siamese.pt"
 DEFAULT_WEIGHTS = shipped(DEFAULT_NAME)
@@ -119,21 +123,32 @@ class SiameseNet(nn.Module):
         hist_bins: its bins per LUV channel.
         hist_share: its share of the squared distance, in (0, 1).
         patch: (height, width) of the input patches (the histogram mask is sized by it).
+        backbone: ``plain`` (the five stages above) or ``mobilenetv2`` (the first ``depth`` modules
+            of MobileNetV2, ``width`` unused; ImageNet weights are loaded by the trainer).
+        depth: MobileNetV2 feature modules kept.
     """
 
     def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4,
                  hist_stripes: int = 0, hist_bins: int = 8, hist_share: float = 0.5,
-                 patch: tuple[int, int] = (128, 64)):
+                 patch: tuple[int, int] = (128, 64), backbone: str = "plain", depth: int = 14):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
         w = width
-        self.features = nn.Sequential(
-            _block(in_channels, w, 2),                  # 64x32
-            _block(w, w), nn.MaxPool2d(2),              # 32x16
-            _block(w, 2 * w), nn.MaxPool2d(2),          # 16x8
-            _block(2 * w, 4 * w), nn.MaxPool2d(2),      # 8x4
-            _block(4 * w, 4 * w))
+        if backbone == "plain":
+            self.features = nn.Sequential(
+                _block(in_channels, w, 2),                  # 64x32
+                _block(w, w), nn.MaxPool2d(2),              # 32x16
+                _block(w, 2 * w), nn.MaxPool2d(2),          # 16x8
+                _block(2 * w, 4 * w), nn.MaxPool2d(2),      # 8x4
+                _block(4 * w, 4 * w))
+            c_out = 4 * w
+        else:
+            self.features = MobileNetV2Features(in_channels, depth)
+            c_out = self.features.out_channels
+        self.backbone, self.depth, self.width = backbone, depth, width
         self.pool = nn.AdaptiveAvgPool2d((stripes, 1))
-        self.project = nn.Linear(4 * w * stripes, embedding_dim)
+        self.project = nn.Linear(c_out * stripes, embedding_dim)
         self.in_channels = in_channels
         self.hist = SoftHistogram(hist_bins, hist_stripes, 2, *patch) if hist_stripes > 0 else None
         self.hist_share = float(hist_share) if self.hist is not None else 0.0
@@ -141,6 +156,13 @@ class SiameseNet(nn.Module):
     @property
     def output_dim(self) -> int:
         return self.project.out_features + (self.hist.output_dim if self.hist is not None else 0)
+
+    def spec(self) -> dict:
+        """The hyper-parameters that rebuild this network (saved in the weights metadata)."""
+        return {"in_channels": self.in_channels, "backbone": self.backbone, "depth": self.depth,
+                "embedding_dim": self.project.out_features, "width": self.width,
+                "stripes": self.pool.output_size[0], "hist_stripes": self.hist.stripes if self.hist else 0,
+                "hist_bins": self.hist.bins if self.hist else 0, "hist_share": self.hist_share}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float32 patches -> (B, output_dim) float32 L2-normalised embeddings."""
@@ -228,34 +250,40 @@ def save_weights(path: str | Path, net: SiameseNet, meta: dict) -> None:
     tmp.replace(path)
 
 
-def network_meta(net: SiameseNet, patch: PatchParams, flow: FlowParams | None, **extra) -> dict:
-    """The metadata saved with the weights: all that is needed to feed and rebuild the network."""
-    return {"patch_height": patch.height, "patch_width": patch.width, "in_channels": net.in_channels,
-            "embedding_dim": net.project.out_features, "width": net.features[0][0].out_channels,
-            "stripes": net.pool.output_size[0], "hist_stripes": net.hist.stripes if net.hist else 0,
-            "hist_bins": net.hist.bins if net.hist else 0, "hist_share": net.hist_share,
+def network_meta(net: nn.Module, patch: PatchParams, flow: FlowParams | None, **extra) -> dict:
+    """The metadata saved with the weights: all that is needed to feed and rebuild the network.
+
+    ``net`` is a :class:`SiameseNet` or one of the pair networks of ``association/topologies.py``.
+    """
+    from association.topologies import topology_of
+
+    return {"patch_height": patch.height, "patch_width": patch.width, "topology": topology_of(net), **net.spec(),
             "use_flow": flow is not None,
             "flow_method": flow.method if flow else "", "flow_downscale": flow.downscale if flow else 0.0,
             "flow_preset": flow.dis_preset if flow else "", "luv_mean": LUV_MEAN.tolist(),
             "luv_std": LUV_STD.tolist(), **extra}
 
 
-def load_weights(path: str | Path) -> tuple[SiameseNet, dict]:
+def build_branch(meta: dict) -> SiameseNet:
+    """The (untrained) branch network described by a weights file's metadata."""
+    return SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"],
+                      meta.get("hist_stripes", 0), meta.get("hist_bins") or 8, meta.get("hist_share", 0.5),
+                      (meta["patch_height"], meta["patch_width"]), meta.get("backbone", "plain"),
+                      meta.get("depth", 14))
+
+
+def load_weights(path: str | Path) -> tuple[nn.Module, dict]:
     """Loads a weights file saved by :func:`save_weights` (safely: ``weights_only=True``).
 
     Returns:
-        The network (eval mode, CPU) and its metadata.
+        The network (eval mode, CPU) and its metadata: a :class:`SiameseNet` for the cost-function
+        topology (every file before version 3), else the pair network of ``association/topologies.py``.
 
     Raises:
         UserError: the file is missing, corrupt, of another version, or does not fit its metadata.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: Siamese weights file not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise UserError(f"{path}: not a readable weights file ({type(exc).__name__})") from None
+    blob = safe_load(path, "Siamese weights")
     if not isinstance(blob, dict) or "meta" not in blob or "state_dict" not in blob:
         raise UserError(f"{path}: not a Siamese weights file (no state_dict/meta)")
     meta = blob["meta"]
@@ -265,12 +293,14 @@ def load_weights(path: str | Path) -> tuple[SiameseNet, dict]:
     if meta.get("luv_mean") != LUV_MEAN.tolist() or meta.get("luv_std") != LUV_STD.tolist():
         raise UserError(f"{path}: weights were trained with another LUV normalisation "
                         f"({meta.get('luv_mean')}, {meta.get('luv_std')}); retrain them")
+    from association.topologies import build_network
+
+    if meta.get("in_channels") == 5 and not meta.get("flow_method"):
+        raise UserError(f"{path}: weights read 5 channels (LUV + flow) but name no flow settings")
     try:
-        net = SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"],
-                         meta.get("hist_stripes", 0), meta.get("hist_bins") or 8, meta.get("hist_share", 0.5),
-                         (meta["patch_height"], meta["patch_width"]))
+        net = build_network(meta.get("topology", "cost_function"), build_branch(meta))
         net.load_state_dict(blob["state_dict"])
-    except (KeyError, RuntimeError, TypeError) as exc:
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:120]
         raise UserError(f"{path}: weights do not match their metadata ({reason})") from None
     return net.eval(), meta
@@ -307,8 +337,16 @@ class AppearanceModel:
         self.params = params or AppearanceParams()
         self.device = resolve_device(device)
         path = resolve_weights(self.params.weights, DEFAULT_NAME)
-        self.net, self.meta = load_weights(path)
-        self.net.to(self.device)
+        net, self.meta = load_weights(path)
+        topology = self.meta.get("topology", "cost_function")
+        if topology == "joint":
+            raise UserError(f"{path}: a joint-input (pair) network scores pairs of patches; the tracker "
+                            f"embeds each detection once: use a cost_function or in_network model")
+        # The in-network topology's branch embeds; its learned weighted-L1 head scores pairs.
+        self.pair_head = net.head if topology == "in_network" else None
+        branch = net if topology == "cost_function" else net.branch
+        # Inference only: batch norms folded into the convolutions, channels-last (faster on a CPU).
+        self.net = fuse_batch_norm(branch).to(self.device, memory_format=torch.channels_last)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])
         trained_with_flow = self.meta["in_channels"] == 5
         if self.params.use_flow and not trained_with_flow:
@@ -356,7 +394,8 @@ class AppearanceModel:
         out = np.zeros((len(x), self.embedding_dim), np.float32)
         for start in range(0, len(x), self.params.batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(x[start:start + self.params.batch_size]))
-            out[start:start + len(batch)] = self.net(batch.to(self.device)).cpu().numpy()
+            batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+            out[start:start + len(batch)] = self.net(batch).cpu().numpy()
         self.timing["network"] = time.perf_counter() - t0
         return out
 

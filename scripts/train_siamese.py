@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, nargs="+", help="folders of MOTChallenge-layout sequences with gt")
-    ap.add_argument("--reid", help="optional folder of identity-labelled crops (VIPeR layout)")
+    ap.add_argument("--reid", nargs="+", help="optional folders of identity-labelled crops (VIPeR, CUHK01, CUHK03)")
+    ap.add_argument("--pretrained", help="ImageNet MobileNetV2 state dict for the backbone "
+                                         "(sets backbone=mobilenetv2 unless --set backbone=... says otherwise)")
     ap.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="weights file to write")
     ap.add_argument("--cache", help="crop cache folder (default ~/.cache/siamese-mot)")
     ap.add_argument("--train", nargs="+", help="training sequence names")
@@ -42,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
             raw["val"] = args.val
         if args.no_flow:
             raw["use_flow"] = False
+        if args.pretrained:
+            raw.setdefault("backbone", "mobilenetv2")
         params = from_dict(TrainParams, raw, "train")
         from mot.training.siamese import train
-        summary = train(args.data, args.out, params, reid=args.reid, cache=args.cache, progress=not args.quiet)
+        summary = train(args.data, args.out, params, reid=args.reid, cache=args.cache,
+                        progress=not args.quiet, pretrained=args.pretrained)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

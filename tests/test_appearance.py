@@ -130,7 +130,7 @@ def test_model_embeds_frames(weights):
 def test_weights_errors_are_one_line(tmp_path, weights):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")
-    with pytest.raises(UserError, match="not a readable weights file"):
+    with pytest.raises(UserError, match="not a readable Siamese weights file"):
         load_weights(bad)
     with pytest.raises(UserError, match="not found"):
         load_weights(tmp_path / "missing.pt")

@@ -58,8 +58,9 @@ def test_reid_crops_have_zero_flow(tmp_path):
     reid = load_reid_crops(tmp_path, 9, SMALL)
     assert reid.bgr.shape == (6, 80, 40, 3) and not reid.flow.any()
     assert sorted(set(reid.ids.tolist())) == [900_000, 900_001, 900_002]
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UserError):
-        load_reid_crops(tmp_path / "cam_a", 0, SMALL)
+        load_reid_crops(tmp_path / "empty", 0, SMALL)
 
 
 def test_a_few_steps_lower_the_loss(crops):

@@ -61,13 +61,13 @@ def embed_sequence(seq: Sequence, embedders: dict[str, Embedder]) -> tuple[dict,
     """Embeds every considered ground-truth box of a sequence with each embedder.
 
     Returns:
-        ``(boxes, embeddings)``: boxes holds ``frames (M,)``, ``ids (M,)``; embeddings maps each
+        ``(boxes, embeddings)``: boxes holds ``frames (M,)``, ``ids (M,)``, ``tlwh (M, 4)``; embeddings maps each
         method to its (M, E) float32 array, rows in the same order.
     """
     gt = read_ground_truth(seq.gt_path)
     keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == 1)
     index = gt.index()
-    frames, ids, out = [], [], {name: [] for name in embedders}
+    frames, ids, boxes, out = [], [], [], {name: [] for name in embedders}
     prev = None
     for frame, image in seq.frames():
         rows = index.rows(frame)
@@ -76,8 +76,9 @@ def embed_sequence(seq: Sequence, embedders: dict[str, Embedder]) -> tuple[dict,
             out[name].append(fn(image, gt.tlwh[rows], prev))
         frames.append(gt.frames[rows])
         ids.append(gt.ids[rows])
+        boxes.append(gt.tlwh[rows])
         prev = image
-    return ({"frames": np.concatenate(frames), "ids": np.concatenate(ids)},
+    return ({"frames": np.concatenate(frames), "ids": np.concatenate(ids), "tlwh": np.concatenate(boxes)},
             {name: np.concatenate(v) for name, v in out.items()})
 
 
@@ -99,6 +100,35 @@ def gap_pairs(frames: np.ndarray, ids: np.ndarray, gap: int) -> tuple[np.ndarray
         return empty, empty, np.zeros(0, bool)
     a, b = np.concatenate(a_all), np.concatenate(b_all)
     return a, b, ids[a] == ids[b]
+
+
+def hard_negatives(frames: np.ndarray, ids: np.ndarray, tlwh: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every person at t also present at t+gap, the nearest other person at t+gap.
+
+    "Nearest": the smallest distance between the person's box centre at t and the other's at t+gap,
+    in units of the person's height (the one a tracker would most easily confuse).
+
+    Args:
+        frames: (M,) frames; ids: (M,) identities; tlwh: (M, 4) float32 boxes.
+
+    Returns:
+        (Q,) rows a at t and (Q,) rows n at t+gap (different identity): the hard negative pairs.
+    """
+    centre = tlwh[:, :2] + tlwh[:, 2:] / 2
+    a_out, n_out = [], []
+    by_frame = {f: np.flatnonzero(frames == f) for f in np.unique(frames)}
+    for f, rows_a in by_frame.items():
+        rows_b = by_frame.get(f + gap)
+        if rows_b is None or len(rows_b) < 2:
+            continue
+        d = np.linalg.norm(centre[rows_a][:, None] - centre[rows_b][None], axis=2) / tlwh[rows_a, 3:4]
+        d[ids[rows_a][:, None] == ids[rows_b][None]] = np.inf
+        present = np.isin(ids[rows_a], ids[rows_b])
+        a_out.append(rows_a[present])
+        n_out.append(rows_b[np.argmin(d[present], axis=1)])
+    if not a_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(a_out), np.concatenate(n_out)
 
 
 def roc_auc(distance: np.ndarray, same: np.ndarray) -> float:
@@ -135,10 +165,21 @@ def score(boxes: dict, embeddings: dict[str, np.ndarray], gaps=(1, 10, 30)) -> d
             a, b, same = gap_pairs(boxes["frames"], boxes["ids"], g)
             d = np.sqrt(((emb[a] - emb[b]) ** 2).sum(1))
             c, n = rank1(boxes["frames"], boxes["ids"], emb, g)
+            ha, hn = hard_negatives(boxes["frames"], boxes["ids"], boxes["tlwh"], g)
+            d_hard = np.sqrt(((emb[ha] - emb[hn]) ** 2).sum(1))
+            pos = d[same]
             row[g] = {"auc": roc_auc(d, same), "rank1": c / n if n else float("nan"),
+                      "auc_hard": roc_auc(np.concatenate([pos, d_hard]),
+                                          np.concatenate([np.ones(len(pos), bool), np.zeros(len(d_hard), bool)])),
                       "pos": int(same.sum()), "neg": int((~same).sum()), "queries": n, "correct": c}
         result[name] = row
     return result
+
+
+def _weighted(values: list[float], weights: np.ndarray) -> float:
+    v = np.array(values, float)
+    ok = np.isfinite(v) & (weights > 0)
+    return float((v[ok] * weights[ok]).sum() / weights[ok].sum()) if ok.any() else float("nan")
 
 
 def pooled(per_seq: list[dict]) -> dict:
@@ -149,10 +190,9 @@ def pooled(per_seq: list[dict]) -> dict:
         for g in per_seq[0][name]:
             cells = [s[name][g] for s in per_seq]
             w = np.array([c["pos"] for c in cells], float)
-            aucs = np.array([c["auc"] for c in cells], float)
-            ok = np.isfinite(aucs) & (w > 0)
             q = sum(c["queries"] for c in cells)
-            out[name][g] = {"auc": float((aucs[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan"),
+            out[name][g] = {"auc": _weighted([c["auc"] for c in cells], w),
+                            "auc_hard": _weighted([c.get("auc_hard", float("nan")) for c in cells], w),
                             "rank1": sum(c["correct"] for c in cells) / q if q else float("nan"),
                             "pos": int(w.sum()), "queries": q}
     return out
@@ -226,10 +266,14 @@ def siamese_embedders(weights: str | None, noflow_weights: str | None, device: s
 
 def format_table(results: dict, gaps=(1, 10, 30)) -> str:
     """A markdown table: one row per method, AUC and rank-1 per gap (percent)."""
-    head = "| method | " + " | ".join(f"AUC@{g}" for g in gaps) + " | " + " | ".join(f"R1@{g}" for g in gaps) + " |"
-    lines = [head, "|---" * (1 + 2 * len(gaps)) + "|"]
+    hard = all("auc_hard" in row[g] for row in results.values() for g in gaps)
+    head = ("| method | " + " | ".join(f"AUC@{g}" for g in gaps) + " | "
+            + "".join(f"hard AUC@{g} | " for g in gaps if hard) + " | ".join(f"R1@{g}" for g in gaps) + " |")
+    lines = [head, "|---" * (1 + (3 if hard else 2) * len(gaps)) + "|"]
     for name, row in results.items():
-        cells = [f"{100 * row[g]['auc']:.2f}" for g in gaps] + [f"{100 * row[g]['rank1']:.2f}" for g in gaps]
+        cells = ([f"{100 * row[g]['auc']:.2f}" for g in gaps]
+                 + ([f"{100 * row[g]['auc_hard']:.2f}" for g in gaps] if hard else [])
+                 + [f"{100 * row[g]['rank1']:.2f}" for g in gaps])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from association.flow import FlowParams
 from association.patches import PatchParams
-from association.siamese import LOSSES, SiameseNet, network_meta, save_weights
+from association.backbone import load_imagenet
+from association.siamese import BACKBONES, LOSSES, SiameseNet, network_meta, save_weights
+from association.topologies import TOPOLOGIES, InNetworkNet, JointNet, balanced_bce, build_network
 from mot.training.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
 from mot.errors import UserError
 from mot.sequence import discover
@@ -36,6 +39,12 @@ class TrainParams:
     val: list[str] = field(default_factory=lambda: ["TUD-Campus", "PETS09-S3-MF1"])
     reid_fraction: float = 0.5    # share of batches drawn from the re-id crops (when given)
     use_flow: bool = True
+    topology: str = "cost_function"   # cost_function | in_network | joint (association/topologies.py)
+    backbone: str = "plain"       # plain | mobilenetv2 (ImageNet weights: train(pretrained=...))
+    depth: int = 14               # MobileNetV2 feature modules kept (14: up to stride 16, 96 channels)
+    backbone_lr_scale: float = 1.0  # the pretrained backbone's learning rate relative to lr
+    patch_height: int = 128
+    patch_width: int = 64
     embedding_dim: int = 128
     width: int = 32
     hist_stripes: int = 4         # colour-histogram branch beside the CNN (0: the CNN alone)
@@ -45,6 +54,10 @@ class TrainParams:
     p: int = 16                   # identities per batch
     k: int = 4                    # crops per identity
     max_gap: int = 30             # frames between the crops of one identity in a batch
+    joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
+    jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
+    jpeg_quality_min: int = 10
+    jpeg_quality_max: int = 50
     lr: float = 1e-3
     weight_decay: float = 5e-4
     max_iters: int = 3000         # length of the cosine learning-rate schedule
@@ -64,6 +77,12 @@ class TrainParams:
             return f"sequences both in train and val: {', '.join(sorted(overlap))}"
         if not self.val:
             return "leave at least one sequence out for validation"
+        if self.topology not in TOPOLOGIES:
+            return f"topology must be one of {', '.join(TOPOLOGIES)}, got {self.topology!r}"
+        if self.backbone not in BACKBONES:
+            return f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"
+        if not 0 <= self.jpeg_prob <= 1 or not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
+            return "jpeg_prob must be in [0, 1] and 1 <= jpeg_quality_min <= jpeg_quality_max <= 100"
         if self.hist_stripes < 0:
             return "hist_stripes must be >= 0 (0: no colour branch)"
         if not 0 < self.hist_share < 1:
@@ -95,32 +114,88 @@ def _load_sets(roots: list[Path], names: list[str], start: int, patch: PatchPara
             for i, p in enumerate(find_sequences(roots, names))]
 
 
-def evaluate(net: SiameseNet, sets: list[CropSet], batches: list[tuple[int, np.ndarray]], loss_fn,
-             margin: float, patch: PatchParams, use_flow: bool) -> float:
-    """Mean loss over fixed validation batches (no augmentation)."""
+def batch_loss(net: nn.Module, x: torch.Tensor, ids: torch.Tensor, params: TrainParams,
+               rng: np.random.Generator) -> torch.Tensor:
+    """The topology's loss on one P x K batch.
+
+    - cost_function: the configured embedding loss (contrastive or batch-hard triplet);
+    - in_network: balanced binary cross-entropy of the weighted-L1 head over all pairs of the batch;
+    - joint: balanced binary cross-entropy of the stacked-pair network over ``joint_pairs`` pairs
+      (half of them positive, the negatives drawn from the batch: people seen close by).
+
+    Args:
+        x: (B, C, H, W) float32 inputs; ids: (B,) int64 identities.
+    """
+    if isinstance(net, InNetworkNet):
+        e = net(x)
+        i, j = torch.triu_indices(len(ids), len(ids), offset=1)
+        return balanced_bce(net.head_logits(e[i], e[j]), ids[i] == ids[j])
+    if isinstance(net, JointNet):
+        i, j = torch.triu_indices(len(ids), len(ids), offset=1)
+        same = (ids[i] == ids[j]).numpy()
+        half = params.joint_pairs // 2
+        pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
+        pick = np.concatenate([rng.choice(pos, min(half, len(pos)), replace=False),
+                               rng.choice(neg, min(params.joint_pairs - half, len(neg)), replace=False)])
+        pick = torch.from_numpy(pick)
+        a, b = i[pick], j[pick]
+        swap = torch.from_numpy(rng.random(len(pick)) < 0.5)   # the order of a pair carries no meaning
+        a, b = torch.where(swap, b, a), torch.where(swap, a, b)
+        return balanced_bce(net.pair_logits(x[a], x[b]), ids[a] == ids[b])
+    return LOSSES[params.loss](net(x), ids, params.margin)
+
+
+def evaluate(net: nn.Module, sets: list[CropSet], batches: list[tuple[int, np.ndarray]], params: TrainParams,
+             patch: PatchParams) -> float:
+    """Mean loss over fixed validation batches (no augmentation; the joint pairs drawn with a fixed seed)."""
     net.eval()
     losses = []
+    rng = np.random.default_rng(params.seed + 4)
     with torch.no_grad():
         for si, rows in batches:
-            x = make_inputs(sets[si], rows, patch, use_flow, None)
-            losses.append(float(loss_fn(net(x), torch.from_numpy(sets[si].ids[rows]), margin)))
+            x = make_inputs(sets[si], rows, patch, params.use_flow, None)
+            losses.append(float(batch_loss(net, x, torch.from_numpy(sets[si].ids[rows]), params, rng)))
     net.train()
     return float(np.mean(losses))
 
 
-def train(data: str | Path | list, out: str | Path, params: TrainParams | None = None, reid: str | Path | None = None,
-          cache: str | Path | None = None, patch: PatchParams | None = None, flow: FlowParams | None = None,
-          progress: bool = True) -> dict:
+def build_model(params: TrainParams, patch: PatchParams, pretrained: str | Path | None = None) -> nn.Module:
+    """The untrained network of the recipe, its backbone loaded from ImageNet weights when given.
+
+    Raises:
+        UserError: ``pretrained`` with the plain backbone, or an unreadable or wrong pretrained file.
+    """
+    channels = 5 if params.use_flow else 3
+    branch = SiameseNet(channels, params.embedding_dim, params.width, hist_stripes=params.hist_stripes,
+                        hist_share=params.hist_share, patch=(patch.height, patch.width),
+                        backbone=params.backbone, depth=params.depth)
+    net = build_network(params.topology, branch)
+    if pretrained is not None:
+        if params.backbone != "mobilenetv2":
+            raise UserError("train_siamese: --pretrained needs backbone=mobilenetv2")
+        if isinstance(net, JointNet):
+            load_imagenet(net.features, pretrained, luv_channels=(0, channels))
+        else:
+            load_imagenet(branch.features, pretrained)
+    return net
+
+
+def train(data: str | Path | list, out: str | Path, params: TrainParams | None = None,
+          reid: str | Path | list | None = None, cache: str | Path | None = None, patch: PatchParams | None = None,
+          flow: FlowParams | None = None, progress: bool = True, pretrained: str | Path | None = None) -> dict:
     """Trains the network and saves the best weights (lowest validation loss).
 
     Args:
         data: a folder (or a list of folders) of MOTChallenge-layout sequences with ground truth.
         out: the weights file to write.
         params: the recipe.
-        reid: optional folder of identity-labelled crops (VIPeR layout), used with zero flow.
+        reid: optional folder (or list of folders) of identity-labelled crops (VIPeR, CUHK01 or
+            CUHK03 layout), used with zero flow.
         cache: folder for the cropped data (default: ``~/.cache/siamese-mot``), outside the repo.
-        patch: patch size; flow: flow settings.
+        patch: patch size (default: the recipe's patch_height x patch_width); flow: flow settings.
         progress: show a tqdm bar.
+        pretrained: ImageNet MobileNetV2 state dict to start the backbone from (see
+            ``association/backbone.py``); its file name and size are saved in the metadata.
 
     Returns:
         A summary: iterations, best validation loss, seconds, stop reason, losses.
@@ -129,37 +204,41 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     problem = params.validate()
     if problem:
         raise UserError(f"train_siamese: {problem}")
-    patch, flow = patch or PatchParams(), flow or FlowParams()
+    patch, flow = patch or PatchParams(params.patch_height, params.patch_width), flow or FlowParams()
     cache = Path(cache) if cache else Path.home() / ".cache" / "siamese-mot"
     torch.manual_seed(params.seed)
     if params.threads > 0:
         torch.set_num_threads(params.threads)
     t_start = time.perf_counter()
+    net = build_model(params, patch, pretrained)
 
     roots = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
     train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress)
     val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress)
     sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed)
     reid_sampler = None
-    if reid is not None and params.reid_fraction > 0:
-        reid_sampler = PKSampler([load_reid_crops(Path(reid), 999, patch)], params.p, 2, 1, params.seed + 1)
+    reid_roots = [] if reid is None else [Path(r) for r in (reid if isinstance(reid, (list, tuple)) else [reid])]
+    if reid_roots and params.reid_fraction > 0:
+        reid_sets = [load_reid_crops(r, 990 + i, patch) for i, r in enumerate(reid_roots)]
+        reid_sampler = PKSampler(reid_sets, params.p, 2, 1, params.seed + 1)
     val_sampler = PKSampler(val_sets, params.p, params.k, params.max_gap, params.seed + 2)
     val_batches = [val_sampler.batch() for _ in range(params.val_batches)]
     prep_seconds = time.perf_counter() - t_start
 
-    net = SiameseNet(5 if params.use_flow else 3, params.embedding_dim, params.width,
-                     hist_stripes=params.hist_stripes, hist_share=params.hist_share, patch=(patch.height, patch.width))
     net.train()
     # No weight decay on the colour branch: its few parameters (the spatial mask, the vote sharpness)
-    # are not weights to shrink; decay would only flatten the mask and blur the bins.
-    named = list(net.named_parameters())
-    opt = torch.optim.Adam([{"params": [p for n, p in named if not n.startswith("hist.")],
-                             "weight_decay": params.weight_decay},
-                            {"params": [p for n, p in named if n.startswith("hist.")], "weight_decay": 0.0}],
-                           lr=params.lr)
+    # are not weights to shrink; decay would only flatten the mask and blur the bins. A pretrained
+    # backbone may learn more slowly than the new layers (backbone_lr_scale).
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in net.named_parameters():
+        is_hist = ".hist." in f".{name}"
+        is_backbone = "features." in name and pretrained is not None
+        key = (params.lr * (params.backbone_lr_scale if is_backbone else 1.0), 0.0 if is_hist else params.weight_decay)
+        groups.setdefault(key, []).append(p)
+    opt = torch.optim.Adam([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, params.max_iters)
-    loss_fn = LOSSES[params.loss]
     rng = np.random.default_rng(params.seed + 3)
+    jpeg = (params.jpeg_prob, (params.jpeg_quality_min, params.jpeg_quality_max))
     best, best_state, best_iter, stale = float("inf"), None, 0, 0
     history, running, stop = [], [], "max_iters"
     bar = tqdm(range(1, params.max_iters + 1), desc="train siamese", disable=not progress)
@@ -170,15 +249,15 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
         else:
             si, rows = sampler.batch()
             crops = train_sets[si]
-        x = make_inputs(crops, rows, patch, params.use_flow, rng)
-        loss = loss_fn(net(x), torch.from_numpy(crops.ids[rows]), params.margin)
+        x = make_inputs(crops, rows, patch, params.use_flow, rng, *jpeg)
+        loss = batch_loss(net, x, torch.from_numpy(crops.ids[rows]), params, rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         running.append(loss.item())
         if it % params.eval_every == 0 or it == params.max_iters:
-            val = evaluate(net, val_sets, val_batches, loss_fn, params.margin, patch, params.use_flow)
+            val = evaluate(net, val_sets, val_batches, params, patch)
             history.append({"iter": it, "train_loss": float(np.mean(running)), "val_loss": val})
             running = []
             bar.set_postfix(train=f"{history[-1]['train_loss']:.4f}", val=f"{val:.4f}", best=f"{min(best, val):.4f}")
@@ -198,14 +277,15 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
             break
     bar.close()
     if best_state is None:  # stopped before the first evaluation
-        best = evaluate(net, val_sets, val_batches, loss_fn, params.margin, patch, params.use_flow)
+        best = evaluate(net, val_sets, val_batches, params, patch)
         best_state, best_iter = net.state_dict(), it
     net.load_state_dict(best_state)
     seconds = time.perf_counter() - t_start
     meta = network_meta(net, patch, flow if params.use_flow else None, loss=params.loss, margin=params.margin,
                         train_sequences=",".join(params.train), val_sequences=",".join(params.val),
-                        reid=bool(reid_sampler), seed=params.seed, best_iter=best_iter, val_loss=best,
-                        stopped_at=it, max_iters=params.max_iters)
+                        reid=",".join(r.name for r in reid_roots) if reid_sampler else "", seed=params.seed,
+                        pretrained=Path(pretrained).name if pretrained else "", jpeg_prob=params.jpeg_prob,
+                        best_iter=best_iter, val_loss=best, stopped_at=it, max_iters=params.max_iters)
     save_weights(out, net, meta)
     return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,
             "seconds": seconds, "prep_seconds": prep_seconds, "history": history, "out": str(out)}

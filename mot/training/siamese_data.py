@@ -85,7 +85,8 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
     path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility)
     if path.is_file():
         z = np.load(path)
-        return CropSet(seq.name, z["bgr"], z["flow"], z["ids"], z["frames"])
+        # The cache may have been written under another source index: re-base the identities.
+        return CropSet(seq.name, z["bgr"], z["flow"], z["ids"] % 100_000 + source * 100_000, z["frames"])
     if seq.gt_path is None:
         raise UserError(f"{seq_dir}: no gt/gt.txt to train from")
     gt = read_ground_truth(seq.gt_path)
@@ -121,23 +122,79 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
     return crops
 
 
+def reid_files(root: Path) -> list[tuple[Path, int, int]]:
+    """The crops of a re-id folder as (file, identity, camera), in one of three layouts.
+
+    - VIPeR: camera folders, ``<cam>/<id>_<anything>.jpg``;
+    - CUHK03: flat ``<id>_<n>.jpg``, n 0-4 the first camera, 5-9 the second;
+    - CUHK01: flat ``<id:4><n:3>.jpg``, n 1-2 the first camera, 3-4 the second.
+
+    Raises:
+        UserError: no crops, or a file name that fits none of the layouts.
+    """
+    nested = sorted(root.glob("*/*.jpg"))
+    if nested:
+        cams = sorted({f.parent.name for f in nested})
+        try:
+            return [(f, int(f.name.split("_")[0]), cams.index(f.parent.name)) for f in nested]
+        except ValueError:
+            raise UserError(f"{root}: re-id crops must be named <cam>/<id>_*.jpg") from None
+    out = []
+    for f in sorted(root.glob("*.jpg")):
+        stem = f.stem
+        if "_" in stem and stem.split("_")[0].isdigit() and stem.split("_")[1].isdigit():
+            ident, n = (int(v) for v in stem.split("_")[:2])
+            out.append((f, ident, int(n >= 5)))
+        elif stem.isdigit() and len(stem) == 7:
+            out.append((f, int(stem[:4]), int(int(stem[4:]) >= 3)))
+        else:
+            raise UserError(f"{f}: not a re-id crop name (<cam>/<id>_*.jpg, <id>_<n>.jpg or <id:4><n:3>.jpg)")
+    if not out:
+        raise UserError(f"{root}: no re-id crops (<cam>/<id>_*.jpg, <id>_<n>.jpg or <id:4><n:3>.jpg) found")
+    return out
+
+
 def load_reid_crops(root: Path, source: int, patch: PatchParams) -> CropSet:
-    """Identity-labelled crops named ``<id>_<anything>.jpg`` in camera folders (VIPeR layout), zero flow."""
+    """Identity-labelled crops (VIPeR, CUHK01 or CUHK03 layout, see :func:`reid_files`), zero flow.
+
+    Each crop is the person's box: it is resized into the central ``1/CONTEXT`` of a context crop
+    and the border replicated around it, so it is framed as the video crops are.
+    """
     ch, cw = context_size(patch)
-    files = sorted(root.glob("*/*.jpg"))
-    if not files:
-        raise UserError(f"{root}: no re-id crops (<cam>/<id>_*.jpg) found")
-    cams = sorted({f.parent.name for f in files})
+    bh, bw = int(round(ch / CONTEXT)), int(round(cw / CONTEXT))
+    top, left = (ch - bh) // 2, (cw - bw) // 2
     bgr, ids, frames = [], [], []
-    for f in files:
+    for f, ident, cam in reid_files(root):
         image = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if image is None:
             raise UserError(f"{f}: cannot read image")
-        bgr.append(cv2.resize(image, (cw, ch), interpolation=cv2.INTER_LINEAR))
-        ids.append(int(f.name.split("_")[0]) + source * 100_000)
-        frames.append(cams.index(f.parent.name))
+        box = cv2.resize(image, (bw, bh), interpolation=cv2.INTER_AREA)
+        bgr.append(cv2.copyMakeBorder(box, top, ch - bh - top, left, cw - bw - left, cv2.BORDER_REPLICATE))
+        ids.append(ident + source * 100_000)
+        frames.append(cam)
     flow = np.zeros((len(bgr), 2, ch // 2, cw // 2), np.float16)
     return CropSet(root.name, np.stack(bgr), flow, np.array(ids, np.int64), np.array(frames, np.int64))
+
+
+def compress(bgr: np.ndarray, rng: np.random.Generator, prob: float, quality: tuple[int, int]) -> np.ndarray:
+    """Re-encodes a share of the crops as JPEG at a low quality (a cheap proxy for H.264 artefacts).
+
+    Args:
+        bgr: (B, H, W, 3) uint8 crops (not changed).
+        rng: the augmentation's random generator.
+        prob: share of crops re-encoded.
+        quality: (lowest, highest) JPEG quality drawn from.
+
+    Returns:
+        (B, H, W, 3) uint8.
+    """
+    out = bgr.copy()
+    for i in np.flatnonzero(rng.random(len(bgr)) < prob):
+        q = int(rng.integers(quality[0], quality[1] + 1))
+        ok, buf = cv2.imencode(".jpg", out[i], [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            out[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out
 
 
 class PKSampler:
@@ -173,16 +230,21 @@ class PKSampler:
 
 
 def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
-                rng: np.random.Generator | None) -> torch.Tensor:
+                rng: np.random.Generator | None, jpeg_prob: float = 0.0,
+                jpeg_quality: tuple[int, int] = (10, 50)) -> torch.Tensor:
     """Network inputs for cached crops, augmented when ``rng`` is given.
 
-    Augmentation: box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and contrast
-    of L, and a horizontal flip of patch and flow together (the x flow changes sign).
+    Augmentation: compression (a ``jpeg_prob`` share of the crops re-encoded as JPEG at a quality in
+    ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and
+    contrast of L, and a horizontal flip of patch and flow together (the x flow changes sign).
 
     Returns:
         (B, 5 or 3, height, width) float32.
     """
-    luv = torch.from_numpy(bgr_to_luv_normalised(crops.bgr[rows]))
+    bgr = crops.bgr[rows]
+    if rng is not None and jpeg_prob > 0:
+        bgr = compress(bgr, rng, jpeg_prob, jpeg_quality)
+    luv = torch.from_numpy(bgr_to_luv_normalised(bgr))
     x = luv
     if use_flow:
         flow = torch.from_numpy(crops.flow[rows].astype(np.float32))

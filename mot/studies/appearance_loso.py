@@ -1,0 +1,254 @@
+"""Leave-one-scene-out appearance benchmark, the topology comparison, and the raw ImageNet baseline.
+
+Scenes, not sequences, are left out: ADL-Rundle-6 and MOT17-09 are one footage (one scene), and the
+two PETS 2009 sequences are the same camera view (one scene). For each left-out scene a model is
+trained with the recipe on every other scene (one other scene chooses the stopping point), then the
+scene's first sequence is embedded through the run-time path and scored by
+:func:`mot.studies.appearance.score` (AUC against random and hard negatives, rank-1, at each gap),
+beside the LUV colour histogram, the raw ImageNet MobileNetV2 and the shipped model.
+
+The topology comparison scores pairs with each topology's own output (distance, weighted-L1
+sigmoid, or stacked-pair softmax) on held-out ground-truth boxes, and times each at 10 and 50
+people per frame (a pairwise network costs one pass per track-detection pair).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from association.backbone import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2Features, fuse_batch_norm, load_imagenet
+from association.flow import FlowComputer, FlowParams, crop_flow
+from association.patches import PAD_BGR, PatchParams, crop_patches, crop_resize
+from association.siamese import AppearanceModel, AppearanceParams, load_weights
+from association.topologies import InNetworkNet, JointNet
+from mot.io import read_ground_truth
+from mot.sequence import discover, open_sequence
+from mot.studies.appearance import (Embedder, embed_sequence, hard_negatives, luv_histograms, pooled, roc_auc,
+                                    score)
+
+#: Development scenes and their sequences (the first is the one scored when the scene is left out).
+SCENES = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TUD-Campus"],
+          "PETS09": ["PETS09-S2L1", "PETS09-S3-MF1"], "ADL-Rundle-6": ["MOT17-09", "ADL-Rundle-6"]}
+#: Always trained on (a few frames each; never scored).
+EXTRA_TRAIN = ["MOT17-04*", "MOT17-10*", "MOT17-13*"]
+
+
+def split(scene: str) -> tuple[list[str], list[str], list[str]]:
+    """(train, val, test) sequence names when ``scene`` is left out.
+
+    The validation scene (stopping point) is TUD-Campus, or PETS09 when TUD-Campus is the one left out.
+    """
+    val_scene = "TUD-Campus" if scene != "TUD-Campus" else "PETS09"
+    train = [s for name, seqs in SCENES.items() if name not in (scene, val_scene) for s in seqs]
+    return train + EXTRA_TRAIN, list(SCENES[val_scene]), list(SCENES[scene])
+
+
+def imagenet_mobilenet(path: str | Path, patch: PatchParams | None = None) -> Embedder:
+    """The raw ImageNet MobileNetV2 (all 19 modules, RGB stem), globally pooled: (N, 1280), unit norm.
+
+    Crops are resized to ``patch`` (default 128x64), as for the other methods.
+    """
+    patch = patch or PatchParams()
+    net = MobileNetV2Features(3, 19)
+    load_imagenet(net, path, rgb=True)
+    net = fuse_batch_norm(net.eval())
+
+    @torch.no_grad()
+    def embed(image_bgr, tlwh, prev_image_bgr=None):
+        crops = crop_resize(image_bgr, tlwh, patch.height, patch.width, pad_value=PAD_BGR)
+        if not len(crops):
+            return np.zeros((0, 1280), np.float32)
+        rgb = (crops[..., ::-1].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        e = net(torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)))).mean((2, 3)).numpy()
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    return embed
+
+
+def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained: str, reid: list[str] | None,
+             overrides: dict | None = None, cache: str | None = None, gaps=(1, 10, 30),
+             shipped: bool = True, progress: bool = False) -> dict:
+    """Trains (or reuses) one model per left-out scene and benchmarks it on that scene.
+
+    Args:
+        data: folders of MOTChallenge-layout sequences with ground truth.
+        scenes: names from :data:`SCENES` to leave out in turn.
+        out_dir: where each scene's model ``loso_<scene>.pt`` is written (reused when present).
+        pretrained: the ImageNet MobileNetV2 state dict (backbone start and raw baseline).
+        reid: re-id crop folders for training.
+        overrides: ``TrainParams`` fields for every model (the recipe).
+        shipped: also score the shipped model.
+
+    Returns:
+        JSON-ready: per scene the split, the training summary and the scores; pooled scores.
+    """
+    from mot.config import from_dict
+    from mot.training.siamese import TrainParams, train
+
+    out_dir = Path(out_dir)
+    roots = [Path(d) for d in data]
+    result, per_scene = {"scenes": {}}, {}
+    imagenet = imagenet_mobilenet(pretrained)
+    for scene in scenes:
+        tr, val, test = split(scene)
+        weights = out_dir / f"loso_{scene}.pt"
+        summary = None
+        if not weights.is_file():
+            params = from_dict(TrainParams, dict(overrides or {}, train=tr, val=val), "train")
+            summary = train(roots, weights, params, reid=reid, cache=cache, progress=progress, pretrained=pretrained)
+            summary.pop("history", None)
+        embedders: dict[str, Embedder] = {
+            "recipe (scene left out)": AppearanceModel(AppearanceParams(weights=str(weights)), "cpu").embed}
+        if shipped:
+            embedders["shipped siamese.pt"] = AppearanceModel(AppearanceParams(), "cpu").embed
+        embedders["LUV colour histogram"] = luv_histograms
+        embedders["ImageNet MobileNetV2 (raw)"] = imagenet
+        path = [p for root in roots if root.is_dir() for p in discover(root) if p.name == test[0]]
+        boxes, emb = embed_sequence(open_sequence(path[0]), embedders)
+        per_scene[scene] = score(boxes, emb, gaps)
+        result["scenes"][scene] = {"train": tr, "val": val, "test": test[0], "training": summary,
+                                   "scores": per_scene[scene]}
+    result["pooled"] = pooled(list(per_scene.values()))
+    return result
+
+
+# ----------------------------------------------------------------------------- topologies
+
+def sequence_inputs(seq_dir: Path, patch: PatchParams, flow: FlowParams | None) -> tuple[dict, np.ndarray]:
+    """Every considered ground-truth box's network input, through the run-time crop and flow path.
+
+    Returns:
+        (boxes: frames (M,), ids (M,), tlwh (M, 4); inputs (M, C, H, W) float32).
+    """
+    seq = open_sequence(seq_dir)
+    gt = read_ground_truth(seq.gt_path)
+    keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == 1)
+    index, computer = gt.index(), FlowComputer(flow) if flow else None
+    rows_all, xs, prev = [], [], None
+    for frame, image in seq.frames():
+        rows = index.rows(frame)
+        rows = rows[keep[rows]]
+        x = crop_patches(image, gt.tlwh[rows], patch)
+        if computer is not None:
+            x = np.concatenate([x, crop_flow(computer.compute(prev, image), gt.tlwh[rows], flow, patch)], 1)
+        rows_all.append(rows)
+        xs.append(x)
+        prev = image
+    r = np.concatenate(rows_all)
+    return {"frames": gt.frames[r], "ids": gt.ids[r], "tlwh": gt.tlwh[r]}, np.concatenate(xs)
+
+
+class PairScorer:
+    """Scores (row a, row b) pairs of precomputed inputs with any topology (larger: the same person)."""
+
+    def __init__(self, net: torch.nn.Module, inputs: np.ndarray, batch: int = 128):
+        self.net, self.inputs, self.batch = net.eval(), inputs, batch
+        self.emb = None
+        if not isinstance(net, JointNet):
+            with torch.no_grad():
+                self.emb = torch.cat([net(torch.from_numpy(inputs[i:i + batch])) for i in range(0, len(inputs), batch)])
+
+    @torch.no_grad()
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = []
+        for s in range(0, len(a), self.batch):
+            ia, ib = torch.from_numpy(a[s:s + self.batch]), torch.from_numpy(b[s:s + self.batch])
+            if isinstance(self.net, JointNet):
+                out.append(self.net.pair_logits(torch.from_numpy(self.inputs[ia.numpy()]),
+                                                torch.from_numpy(self.inputs[ib.numpy()])))
+            elif isinstance(self.net, InNetworkNet):
+                out.append(self.net.head_logits(self.emb[ia], self.emb[ib]))
+            else:
+                out.append(-torch.sqrt(((self.emb[ia] - self.emb[ib]) ** 2).sum(1) + 1e-12))
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def score_pairs(boxes: dict, scorer, gaps=(1, 10, 30), max_neg: int = 20000, seed: int = 0) -> dict:
+    """AUC (random negatives, at most ``max_neg`` per gap), hard-negative AUC and rank-1 per gap."""
+    from mot.studies.appearance import gap_pairs
+
+    rng = np.random.default_rng(seed)
+    frames, ids = boxes["frames"], boxes["ids"]
+    row = {}
+    for g in gaps:
+        a, b, same = gap_pairs(frames, ids, g)
+        neg = np.flatnonzero(~same)
+        neg = rng.choice(neg, min(max_neg, len(neg)), replace=False) if len(neg) else neg
+        pos = np.flatnonzero(same)
+        s_pos, s_neg = scorer(a[pos], b[pos]), scorer(a[neg], b[neg])
+        ha, hn = hard_negatives(frames, ids, boxes["tlwh"], g)
+        s_hard = scorer(ha, hn)
+        lab = lambda p, n: np.concatenate([np.ones(len(p), bool), np.zeros(len(n), bool)])  # noqa: E731
+        correct = total = 0
+        for f in np.unique(frames):
+            gallery, queries = np.flatnonzero(frames == f), np.flatnonzero(frames == f + g)
+            if len(gallery) < 2 or not len(queries):
+                continue
+            qa, ga = np.meshgrid(queries, gallery, indexing="ij")
+            sc = scorer(ga.ravel(), qa.ravel()).reshape(qa.shape)
+            present = np.isin(ids[queries], ids[gallery])
+            correct += int((ids[gallery][np.argmax(sc, 1)] == ids[queries])[present].sum())
+            total += int(present.sum())
+        row[g] = {"auc": roc_auc(-np.concatenate([s_pos, s_neg]), lab(s_pos, s_neg)),
+                  "auc_hard": roc_auc(-np.concatenate([s_pos, s_hard]), lab(s_pos, s_hard)),
+                  "rank1": correct / total if total else float("nan"), "pos": len(pos), "neg": len(neg),
+                  "queries": total, "correct": correct}
+    return row
+
+
+def topology_cost(net: torch.nn.Module, patch: PatchParams, channels: int, people=(10, 50), reps: int = 3) -> dict:
+    """Network milliseconds per frame with N tracks and N detections (one thread as set by the caller).
+
+    Branch topologies embed the N detections once (tracks keep their embeddings) and score the N x N
+    pairs with their head; the joint topology runs the network on all N x N stacked pairs.
+    """
+    net = fuse_batch_norm(net.eval())
+    out = {}
+    for n in people:
+        x = torch.randn(n, channels, patch.height, patch.width)
+        ia, ib = (t.ravel() for t in torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij"))
+
+        @torch.no_grad()
+        def run():
+            if isinstance(net, JointNet):
+                for s in range(0, n * n, 256):
+                    net.pair_logits(x[ia[s:s + 256]], x[ib[s:s + 256]])
+            else:
+                e = net(x)
+                if isinstance(net, InNetworkNet):
+                    net.head_logits(e[ia], e[ib])
+                else:
+                    torch.cdist(e, e)
+
+        run()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            run()
+        out[n] = 1000 * (time.perf_counter() - t0) / reps
+    return out
+
+
+def compare_topologies(seq_dir: str | Path, weights: dict[str, str], gaps=(1, 10, 30)) -> dict:
+    """Scores each topology's model on one held-out sequence and times it.
+
+    Args:
+        seq_dir: a held-out sequence with ground truth (all models must share patch and flow settings).
+        weights: label -> weights file (any topology).
+    """
+    result, cache = {}, {}
+    for label, path in weights.items():
+        net, meta = load_weights(path)
+        patch = PatchParams(meta["patch_height"], meta["patch_width"])
+        flow = FlowParams(meta["flow_method"], meta["flow_downscale"], meta["flow_preset"]) if meta["use_flow"] else None
+        key = (patch.height, patch.width, str(flow))
+        if key not in cache:
+            cache[key] = sequence_inputs(Path(seq_dir), patch, flow)
+        boxes, inputs = cache[key]
+        result[label] = {"topology": meta.get("topology", "cost_function"),
+                         "scores": score_pairs(boxes, PairScorer(net, inputs), gaps),
+                         "network_ms": topology_cost(net, patch, meta["in_channels"])}
+    return result
