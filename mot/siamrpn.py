@@ -7,7 +7,7 @@ background per anchor) and a regression head (box offsets per anchor). The ancho
 per score-map cell with width/height ratios of standing people.
 
 The network is stateless: templates are features returned to the caller (the refiner keeps one
-per track in ``track.data``), and :class:`SiamRPN` searches any number of (template, crop) pairs
+per track in its ``mot.refiner.RefinerState``), and :class:`SiamRPN` searches any number of (template, crop) pairs
 in one batched forward pass. Crop geometry and box decoding live here too, so training and
 inference share them.
 """

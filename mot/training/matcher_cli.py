@@ -27,7 +27,9 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     # The pairs depend on the association and tracker settings and, through the embeddings, on the
     # Siamese weights' content (retrained weights under the same name must not reuse old pairs).
     from mot.training.matcher import collect_pairs, teacher_tracker
-    digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(teacher_tracker(cfg.tracker)),
+    # (the validity settings never reach the teacher, so they are not part of the key)
+    tracker = {k: v for k, v in dataclasses.asdict(teacher_tracker(cfg.tracker)).items() if not k.startswith("validity")}
+    digest = hashlib.sha1(json.dumps([cfg.association.params, tracker,
                                       _weights_digest(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     for path in paths:
         seen = set()   # a detection file under two names (MOT17's det.txt is det_yolox.txt) counts once
