@@ -294,6 +294,7 @@ def _execute(paths, names, todo, cfg, out_dir, videos, workers, cluster, config_
     channel = manager.Queue() if manager is not None else None
     bars.drain(channel)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    finished = False
     try:
         futures = {}
         for i in todo:
@@ -306,8 +307,10 @@ def _execute(paths, names, todo, cfg, out_dir, videos, workers, cluster, config_
             except BrokenProcessPool as exc:
                 outcome = exc
             yield futures[future], _as_run(outcome, names[futures[future]])
+        finished = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Interrupted: return at once (the workers got the same Ctrl-C, or finish and write whole files).
+        pool.shutdown(wait=finished, cancel_futures=True)
         if manager is not None:
             manager.shutdown()
 
