@@ -36,6 +36,7 @@ class SequenceRun:
     error: str | None = None
     timing: dict = field(default_factory=dict)  # StageTimer.as_dict(): seconds per stage, frames, people
     rows: int = 0                 # rows written to the result file
+    max_rss_mb: float | None = None   # the peak memory of the process that ran it, when it finished
     skipped: bool = False         # complete already in the output folder (--resume): read, not run
 
     @property
@@ -115,7 +116,7 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool | Callable[[i
         if video is not None:
             from mot.visualise import render_video
             render_video(seq, results, video, prefetch=cfg.runtime.prefetch)
-        run = SequenceRun(name, frames, seconds, score, timing=timer.as_dict(), rows=rows)
+        run = SequenceRun(name, frames, seconds, score, timing=timer.as_dict(), rows=rows, max_rss_mb=_max_rss_mb())
         records.write_record(out_dir, name, {
             "sequence": name, "frames": frames, "seconds": seconds, "rows": rows, "timing": run.timing,
             "score": records.score_to_json(score), "config_sha256": config_sha256,
@@ -123,6 +124,15 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool | Callable[[i
         return run
     except UserError as exc:
         return SequenceRun(name, error=str(exc))
+
+
+def _max_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:   # not on Windows
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux (bytes on macOS)
+    return round(kib / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 def _run_task(threads: int, path: Path, cfg: Config, out_dir: Path, channel, total: int,
@@ -335,7 +345,7 @@ def _log_outcome(log: RunLog, r: SequenceRun) -> None:
         log.event("sequence_failed", sequence=r.name, error=r.error)
         return
     log.event("sequence_done", sequence=r.name, frames=r.frames, seconds=round(r.seconds, 3),
-              FPS=round(r.fps, 2) if r.fps else None, rows=r.rows, timing=r.timing,
+              FPS=round(r.fps, 2) if r.fps else None, rows=r.rows, max_rss_mb=r.max_rss_mb, timing=r.timing,
               metrics=r.score.metrics if r.score else None)
 
 

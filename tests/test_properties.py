@@ -97,6 +97,7 @@ def test_valid_results_read_back(tmp_path, data):
 # Any text: numbers of every size, words, separators, blank lines, odd characters.
 token = st.one_of(
     st.integers(-10, 10**25).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["1e20", "1e300", "-1e300", "1e-300", "2.5", "3.4e38", "3.5e38"]),
     st.floats(-1e3, 1e3).map(lambda v: f"{v:.3e}"), st.sampled_from(["", "-1", "x", "nan", "1_0", "0x10", "1e400"]),
     st.text(max_size=4))
 line = st.lists(token, max_size=12).flatmap(lambda parts: st.sampled_from([",", " ", ", "]).map(lambda s: s.join(parts)))
@@ -121,9 +122,19 @@ def test_any_text_gives_a_table_or_a_user_error(tmp_path, text):
         if out is not None:
             assert np.isfinite(out.tlwh).all() and (out.tlwh[:, 2:] > 0).all()
             assert (out.frames >= 1).all()
+            assert np.isfinite(getattr(out, "scores", getattr(out, "visibility", out.tlwh))).all()
+    # Frame numbers and ids are whole numbers on disk: what is read equals what is written.
+    for read, id_col in ((read_detections, None), (read_ground_truth, 1), (read_results, 1)):
+        out = _reads_or_user_error(read, path)
+        if out is not None and len(out.frames):
+            table = [ln.replace(",", " ").split() for ln in text.splitlines() if ln.strip()]
+            assert [float(r[0]) for r in table] == out.frames.tolist()
+            if id_col is not None:
+                assert [float(r[id_col]) for r in table] == out.ids.tolist()
 
 
-ini_value = st.one_of(st.integers(-5, 10**20).map(str), st.floats().map(repr), st.text(max_size=6))
+ini_value = st.one_of(st.integers(-5, 10**20).map(str), st.floats().map(repr), st.text(max_size=6),
+                      st.sampled_from(["0", "-3", "nan", "inf", "1e400", "25", "\x0c"]))
 
 
 @st.composite
