@@ -19,7 +19,7 @@ import mot
 from mot.errors import UserError
 from mot.io import read_detections, read_ground_truth, read_results, read_seqinfo
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # ----------------------------------------------------------------------------- parsers
@@ -94,14 +94,17 @@ def test_valid_results_read_back(tmp_path, data):
     assert np.isfinite(res.tlwh).all() and np.isfinite(res.scores).all()
 
 
-# Any text: numbers of every size, words, separators, blank lines, odd characters.
+# Any text: numbers of every size, words, separators, blank lines, odd characters; and tables of
+# numbers at the edges (huge, tiny, fractional where whole numbers belong) that are mostly well formed.
 token = st.one_of(
     st.integers(-10, 10**25).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["1e20", "1e300", "-1e300", "1e-300", "2.5", "3.4e38", "3.5e38"]),
-    st.floats(-1e3, 1e3).map(lambda v: f"{v:.3e}"), st.sampled_from(["", "-1", "x", "nan", "1_0", "0x10", "1e400"]),
-    st.text(max_size=4))
+    st.sampled_from(["", "-1", "x", "nan", "1_0", "0x10", "1e400"]), st.text(max_size=4))
 line = st.lists(token, max_size=12).flatmap(lambda parts: st.sampled_from([",", " ", ", "]).map(lambda s: s.join(parts)))
-any_table = st.lists(line, max_size=8).map("\n".join)
+edge = st.sampled_from(["1e20", "1e300", "-1e300", "1e-300", "2.5", "3.4e38", "3.5e38", "0", "-1"])
+plain = st.one_of(st.integers(1, 9).map(str), st.floats(0.5, 99).map(lambda v: f"{v:.2f}"))
+number_line = st.integers(6, 10).flatmap(lambda n: st.lists(st.one_of(plain, plain, plain, edge), min_size=n,
+                                                            max_size=n)).map(",".join)
+any_table = st.one_of(st.lists(line, max_size=8), st.lists(number_line, min_size=1, max_size=4)).map("\n".join)
 
 
 def _reads_or_user_error(read, path):
@@ -135,14 +138,16 @@ def test_any_text_gives_a_table_or_a_user_error(tmp_path, text):
 
 ini_value = st.one_of(st.integers(-5, 10**20).map(str), st.floats().map(repr), st.text(max_size=6),
                       st.sampled_from(["0", "-3", "nan", "inf", "1e400", "25", "\x0c"]))
+ini_key = st.sampled_from(["name", "imDir", "frameRate", "seqLength", "imWidth", "imHeight", "imExt", "other"])
 
 
 @st.composite
 def seqinfo_text(draw):
-    keys = draw(st.lists(st.sampled_from(["name", "imDir", "frameRate", "seqLength", "imWidth", "imHeight",
-                                          "imExt", "other"]), max_size=8))
-    lines = [draw(st.sampled_from(["[Sequence]", "[Other]", "", "junk"]))]
-    lines += [f"{k}{draw(st.sampled_from(['=', ' = ', ':']))}{draw(ini_value)}" for k in keys]
+    lines = [draw(st.sampled_from(["[Sequence]", "[Sequence]", "[Other]", "", "junk"]))]
+    if draw(st.booleans()):
+        lines.append(f"seqLength={draw(st.integers(0, 1000))}")
+    lines += [f"{k}{draw(st.sampled_from(['=', ' = ', ':']))}{draw(ini_value)}"
+              for k in draw(st.lists(ini_key, max_size=5, unique=True)) if k not in "".join(lines)]
     return "\n".join(lines)
 
 
@@ -210,8 +215,8 @@ def _check_rows(rows, cfg):
     assert all(n >= least for n in per_id.values()), per_id
 
 
-@settings(max_examples=60, deadline=None)
-@given(stream=detection_stream())
+@settings(max_examples=25, deadline=None)
+@given(stream=detection_stream(max_frames=15))
 def test_iou_tracker_on_random_streams(stream):
     tracker = mot.Tracker(frame_rate=10, config="iou_only")
     rows = _track(tracker, stream)
@@ -225,8 +230,8 @@ def default_tracker_factory():
     return lambda: mot.Tracker(frame_rate=10, config=cfg)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stream=detection_stream(width=96, height=72, max_frames=5), seed=st.integers(0, 2**16))
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stream=detection_stream(width=96, height=72, max_frames=4), seed=st.integers(0, 2**16))
 def test_default_tracker_on_random_streams_and_images(default_tracker_factory, stream, seed):
     rng = np.random.default_rng(seed)
     images = [rng.integers(0, 256, (72, 96, 3), dtype=np.uint8) for _ in stream]
@@ -238,3 +243,71 @@ def test_default_tracker_on_random_streams_and_images(default_tracker_factory, s
 
 # ----------------------------------------------------------------------------- regressions
 # One plain test per bug the properties above found (see docs/scale.md).
+
+
+@pytest.mark.parametrize("read, text, message", [
+    # A frame number past int64 wrapped around to -9223372036854775808.
+    (read_detections, "1e20,-1,1,1,5,5,1\n", "frame number 1e+20 is not a positive integer within 2^53"),
+    (read_results, "1e20,1,1,1,5,5,1\n", "frame number 1e+20 is not a positive integer within 2^53"),
+    # Ids and classes with a fraction were cut to whole numbers (0.5 became id 0).
+    (read_results, "1,0.5,1,1,5,5,1\n", "track id 0.5 is not an integer"),
+    (read_ground_truth, "1,2.5,1,1,5,5,1,1,1\n", "ground-truth id 2.5 is not a non-negative integer"),
+    (read_ground_truth, "1,2,1,1,5,5,1,1.5,1\n", "class 1.5 is not an integer"),
+    (read_results, "1,1e20,1,1,5,5,1\n", "track id 1e+20 is not an integer within 2^53"),
+    # Values past float32 became infinite boxes, scores and visibilities.
+    (read_detections, "1,-1,1e300,1,5,5,1\n", "a value beyond 3.4e+38"),
+    (read_results, "1,1,1,1,5,1e300\n", "a value beyond 3.4e+38"),
+    (read_ground_truth, "1,2,1,1,5,5,1,1,1e300\n", "a value beyond 3.4e+38"),
+    # A positive size too small for float32 became a box of width 0.
+    (read_detections, "1,-1,1,1,1e-300,5,1\n", "box width and height must be positive"),
+])
+def test_regression_out_of_range_numbers_are_user_errors(tmp_path, read, text, message):
+    path = tmp_path / "table.txt"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message.replace("+", r"\+").replace("^", r"\^")):
+        read(path)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf", "1e400"])
+def test_regression_seqinfo_frame_rate_must_be_positive(tmp_path, value):
+    # frameRate=0 (or nan, inf, negative) was accepted; building the tracker then failed with a
+    # ValueError traceback instead of a one-line error naming the file.
+    path = tmp_path / "seqinfo.ini"
+    path.write_text(f"[Sequence]\nseqLength=5\nframeRate={value}\n")
+    with pytest.raises(UserError, match="frameRate=.* is not a positive number"):
+        read_seqinfo(path)
+
+
+def test_regression_seqinfo_image_size_must_be_positive(tmp_path):
+    path = tmp_path / "seqinfo.ini"
+    path.write_text("[Sequence]\nseqLength=5\nimWidth=-3\n")
+    with pytest.raises(UserError, match="imWidth=-3 is not positive"):
+        read_seqinfo(path)
+
+
+def test_regression_seqinfo_error_quotes_the_right_line(tmp_path):
+    # A form feed inside a line made the message quote the wrong line (str.splitlines splits there,
+    # configparser does not).
+    path = tmp_path / "seqinfo.ini"
+    path.write_text("[Sequence]\nseqLength=5\nab\x0ccd\n")
+    with pytest.raises(UserError, match=r"line 3: not a key=value line: 'ab\\x0ccd'"):
+        read_seqinfo(path)
+
+
+# Found at the edges of what mot.Detections accepts, in code this branch does not own (see
+# docs/scale.md, "Property tests"): strict xfails, so they turn red when the fix lands.
+_IMAGE = np.random.default_rng(0).integers(0, 256, (72, 96, 3), dtype=np.uint8)
+
+
+@pytest.mark.xfail(strict=True, reason="mot/motion.py: Kalman update with a zero-height box -> singular matrix")
+def test_regression_zero_height_box_with_the_default_config():
+    tracker = mot.Tracker(frame_rate=10, config="default")
+    for _ in range(3):
+        tracker.update(mot.Detections(np.float32([[10, 10, 5, 0]]), np.float32([1])), _IMAGE)
+
+
+@pytest.mark.xfail(strict=True, reason="association/patches.py: a box far larger than the image is padded, "
+                   "not clipped, before the crop is resized (allocates the whole box)")
+def test_regression_huge_box_with_the_default_config():
+    tracker = mot.Tracker(frame_rate=10, config="default")
+    tracker.update(mot.Detections(np.float32([[10, 10, 1e6, 1e6]]), np.float32([1])), _IMAGE)
