@@ -64,13 +64,14 @@ def _embeddings(ctx: FeatureContext):
 
 def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", gallery_key: str = "gallery"):
     """Cosine distance of each detection's descriptor (``detections.extras[extra]``, unit rows) to
-    each track's gallery of them (``track.data[gallery_key]``), reduced over the gallery."""
+    each track's gallery of them (the ``gallery_key`` field of ``track.appearance``, an
+    ``association.learned.AppearanceGallery``), reduced over the gallery."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
     for i, track in enumerate(ctx.tracks):
-        gallery = track.data.get(gallery_key)
+        gallery = getattr(track.appearance, gallery_key) if track.appearance is not None else None
         if gallery:
             g = np.asarray(gallery, np.float32)                # (G, E), L2-normalised
             out[i] = reduce(1.0 - g @ emb.T, axis=0)           # (D,)
@@ -94,7 +95,7 @@ def appearance_ema(ctx):
     if emb is None or not len(ctx.detections):
         return out
     for i, track in enumerate(ctx.tracks):
-        ema = track.data.get("ema")
+        ema = track.appearance.ema if track.appearance is not None else None
         if ema is not None:
             out[i] = 1.0 - (emb @ (ema / max(np.linalg.norm(ema), 1e-12)))
     return out
@@ -169,7 +170,7 @@ def refiner_iou(ctx):
     """IoU of the refiner's box for the track and the detection (NaN without a refiner box)."""
     out = ctx.nan()
     for i, t in enumerate(ctx.tracks):
-        box = t.data.get("refined_tlwh")
+        box = t.refinement.refined_tlwh if t.refinement is not None else None
         if box is not None:
             out[i] = iou_matrix_tlwh(np.asarray(box).reshape(1, 4), ctx.detections.tlwh)[0]
     return out
@@ -177,7 +178,8 @@ def refiner_iou(ctx):
 
 def refiner_score(ctx):
     """The refiner's confidence for the track (NaN without a refiner)."""
-    return ctx.per_track([t.data.get("refined_score", np.nan) for t in ctx.tracks])
+    return ctx.per_track([np.nan if t.refinement is None or t.refinement.refined_score is None
+                          else t.refinement.refined_score for t in ctx.tracks])
 
 
 FEATURES: dict[str, Callable[[FeatureContext], np.ndarray]] = {

@@ -18,6 +18,22 @@ from mot.weights import resolve as resolve_weights
 from mot.types import Detections
 
 @dataclass
+class AppearanceGallery:
+    """The association's per-track state (``track.appearance``), written only by
+    :meth:`LearnedAssociation.observe`.
+
+    Attributes:
+        gallery: the track's recent Siamese embeddings, (E,) float32 unit rows, newest last.
+        ema: (E,) float32 moving average of the embeddings (not normalised), or None.
+        colour_gallery: the track's recent LUV colour histograms, (H,) float32 each.
+    """
+
+    gallery: deque
+    colour_gallery: deque
+    ema: np.ndarray | None = None
+
+
+@dataclass
 class LearnedParams:
     features: list[str] = field(default_factory=lambda: list(APPEARANCE_FEATURES + COLOUR_FEATURES + CONTEXT_FEATURES))
     matcher: str = "matcher_default.json"   # a shipped name in mot/weights, or a path
@@ -56,7 +72,7 @@ class LearnedAssociation:
     """Scores every (track, detection) pair with the XGBoost matcher.
 
     Appearance embeddings are computed once per frame in :meth:`prepare` (only when the feature list
-    uses them) and kept per track in ``track.data`` by :meth:`observe`.
+    uses them) and kept per track in its :class:`AppearanceGallery` by :meth:`observe`.
     """
 
     Params = LearnedParams
@@ -101,13 +117,18 @@ class LearnedAssociation:
         """Adds the detection's embedding (and colour histograms) to the track's galleries, and the
         embedding to its moving average."""
         hist = detections.extras.get("histograms")
-        if hist is not None:
-            track.data.setdefault("colour_gallery", deque(maxlen=self.params.gallery_size)).append(hist[index])
         emb = detections.extras.get("embeddings")
+        if hist is None and emb is None:
+            return
+        state = track.appearance
+        if state is None:
+            size = self.params.gallery_size
+            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size))
+        if hist is not None:
+            state.colour_gallery.append(hist[index])
         if emb is None:
             return
         e = np.asarray(emb[index], np.float32)
-        gallery = track.data.setdefault("gallery", deque(maxlen=self.params.gallery_size))
-        gallery.append(e)
-        old = track.data.get("ema")
-        track.data["ema"] = e if old is None else self.params.ema * old + (1 - self.params.ema) * e
+        state.gallery.append(e)
+        old = state.ema
+        state.ema = e if old is None else self.params.ema * old + (1 - self.params.ema) * e

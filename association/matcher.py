@@ -51,10 +51,8 @@ class Matcher:
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Writes the JSON model with metadata (atomically)."""
-
-        meta = {"version": FORMAT_VERSION, "features": self.features, **(extra or {})}
-        self.booster.set_attr(**{_META_KEY: json.dumps(meta)})
-        atomic_write_text(path, bytes(self.booster.save_raw(raw_format="json")).decode())
+        save_booster(self.booster, path, _META_KEY,
+                     {"version": FORMAT_VERSION, "features": self.features, **(extra or {})})
 
     @classmethod
     def load(cls, path: str | Path, expected_features: list[str] | None = None) -> "Matcher":
@@ -64,22 +62,43 @@ class Matcher:
             UserError: missing or corrupt file, a foreign model, another format version, or a feature
                 list different from ``expected_features``.
         """
-        import xgboost as xgb
-
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: matcher model not found")
-        try:
-            booster = xgb.Booster(model_file=str(path))
-        except xgb.core.XGBoostError:
-            raise UserError(f"{path}: not a readable XGBoost JSON model (corrupt?)") from None
-        raw = booster.attr(_META_KEY)
-        if raw is None:
-            raise UserError(f"{path}: not a siamese-mot matcher (no metadata)")
-        meta = json.loads(raw)
+        booster, meta = load_booster(path, _META_KEY, "matcher")
         if meta.get("version") != FORMAT_VERSION:
             raise UserError(f"{path}: matcher format version {meta.get('version')}, expected {FORMAT_VERSION}")
         if expected_features is not None and list(expected_features) != meta["features"]:
             raise UserError(f"{path}: matcher was trained on features {meta['features']}, "
                             f"config asks for {list(expected_features)}")
         return cls(booster, meta["features"])
+
+
+def save_booster(booster, path: str | Path, meta_key: str, meta: dict) -> None:
+    """Writes an XGBoost model as JSON (atomically) with ``meta`` stored as the attribute ``meta_key``."""
+    booster.set_attr(**{meta_key: json.dumps(meta)})
+    atomic_write_text(path, bytes(booster.save_raw(raw_format="json")).decode())
+
+
+def load_booster(path: Path, meta_key: str, what: str):
+    """Reads an XGBoost JSON model and its metadata attribute.
+
+    Returns:
+        ``(booster, meta dict)``.
+
+    Raises:
+        UserError: a missing or corrupt file, or one without (readable) metadata, in one line naming ``what``.
+    """
+    import xgboost as xgb
+
+    if not path.is_file():
+        raise UserError(f"{path}: {what} model not found")
+    try:
+        booster = xgb.Booster(model_file=str(path))
+    except xgb.core.XGBoostError:
+        raise UserError(f"{path}: not a readable XGBoost JSON model (corrupt?)") from None
+    raw = booster.attr(meta_key)
+    if raw is None:
+        raise UserError(f"{path}: not a siamese-mot {what} (no metadata)")
+    try:
+        return booster, json.loads(raw)
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: {what} metadata is not JSON") from None

@@ -3,7 +3,7 @@
     tracker = mot.Tracker(frame_rate=30)                    # the default config
     tracks = tracker.update(mot.Detections(tlwh, scores), image)
     for track_id, box in zip(tracks.ids, tracks.tlwh): ...
-    late = tracker.flush()                                  # rows of earlier frames, final now
+    rest = tracker.flush()                                  # at the end: rows still held back
 
 The MOTChallenge runner (``mot.pipeline``) is built on this class.
 """
@@ -41,7 +41,8 @@ class Tracker:
     def __init__(self, frame_rate: float, config: Config | str | Path | None = None,
                  overrides: list[str] | tuple[str, ...] = (), timer: StageTimer | None = None):
         from association import ASSOCIATIONS
-        from mot.tracker import Tracker as TrackManager
+        from mot.tracker import TrackManager
+        from mot.validity import build_validity
 
         if not frame_rate or frame_rate <= 0:
             raise ValueError(f"frame_rate must be > 0, got {frame_rate!r}")
@@ -55,7 +56,8 @@ class Tracker:
         if cfg.refiner.enabled:
             from mot.refiner import build_refiner  # torch is imported only when the refiner is on
             refiner = build_refiner(cfg.refiner, cfg.runtime)
-        self._manager = TrackManager(cfg.tracker, association, refiner, timer=self.timer)
+        self._manager = TrackManager(cfg.tracker, association, refiner, timer=self.timer,
+                                     validity=build_validity(cfg.tracker))
         self._association = association
         self._frame = 0
         self._late: list[TrackResults] = []
@@ -73,8 +75,9 @@ class Tracker:
 
     @property
     def max_delay(self) -> int:
-        """At most how many frames late a row can come out of :meth:`flush` (a tentative track's
-        first frames once it is confirmed; a carried track's boxes once it is found again)."""
+        """At most how many frames late a row can come out of :meth:`late` (a tentative track's
+        first frames once it is confirmed; a carried track's boxes once it is found again; a new
+        track's rows once the validity model has accepted it)."""
         return output_delay(self.config)
 
     def update(self, detections: Detections, image: np.ndarray | None = None,
@@ -90,7 +93,7 @@ class Tracker:
         Returns:
             The tracks confirmed in this frame: ids, tlwh boxes (float32, 0-based pixels) and
             scores, all of this frame. Rows of earlier frames that became final now wait in
-            :meth:`flush`.
+            :meth:`late`.
 
         Raises:
             ValueError: no image when one is needed, or a frame number that does not increase.
@@ -108,14 +111,19 @@ class Tracker:
             self._late.append(rows.select(~now))
         return rows.select(now)
 
-    def flush(self) -> TrackResults:
-        """The rows of earlier frames that became final since the last call (sorted by frame, id).
-
-        Call it once at the end, or after every frame to stream the output: nothing is returned
-        twice. Rows held for tracks not yet found again are not final and stay inside."""
+    def late(self) -> TrackResults:
+        """The rows of earlier frames that became final since the last call (sorted by frame, id):
+        a new track's first frames once it is confirmed, a carried track's gap once it is found
+        again. Call it after every frame to stream a file; nothing is returned twice."""
         late = TrackResults.concatenate(self._late).sorted()
         self._late = []
         return late
+
+    def flush(self) -> TrackResults:
+        """At the end of the video: every row not yet returned (:meth:`late`'s, and the rows of
+        tracks still waiting for a decision, decided now), sorted by frame, id."""
+        self._late.append(self._manager.flush())
+        return self.late()
 
     def reset(self, frame_rate: float | None = None) -> None:
         """Starts again for a new video: no tracks, ids from 1, every stage built afresh."""
@@ -126,6 +134,8 @@ def output_delay(cfg: Config) -> int:
     """At most how many frames late a tracker built from ``cfg`` outputs a row."""
     t, r = cfg.tracker, cfg.refiner
     delay = t.n_init - 1 if t.output_tentative_history else 0
-    if r.enabled and r.carry and r.carry_output == "on_rematch":
-        delay = max(delay, t.max_age + r.carry_max_frames + 1)
+    if r.enabled and r.carry and r.carry_output == "on_rematch":   # held until the track is found again
+        delay += t.max_age + r.carry_max_frames + 1
+    if t.validity:   # held until decided: validity_frames after birth, or when the track ends
+        delay += t.validity_frames + t.max_age + 1
     return delay

@@ -138,8 +138,36 @@ class TrackerConfig:
     output_tentative_history: bool = True  # on confirmation, also output the frames it was tentative
     cascade: bool = True         # match confirmed tracks first, then tentative and lost ones
     camera_motion: str = "flow"  # none | flow: move every track by the camera's motion (mot/camera.py)
+    # Confidence is a detection score's rank among the scores seen so far in the sequence, in [0, 1]
+    # (mot/confidence.py): the same thresholds hold for any detector's score scale.
+    confidence_memory: int = 65536  # scores kept for the ranks (a sorted sample; bounds memory)
+    min_rank: float = 0.1        # detections ranked below this are dropped before anything else
+    high_rank: float = 0.3       # confident detections (rank >= this) are linked first by the association;
+    #                              the others can only extend confirmed tracks, in the second stage
+    second_stage: str = "iou"    # second stage: iou (predicted box overlap, ByteTrack) | association | none
+    second_min_iou: float = 0.5  # second stage "iou": pairs overlapping less never link
+    birth_rank: float = 0.6      # new tracks start only from unmatched confident detections ranked this high
+    iou_first: bool = False      # before the association, link pairs whose IoU is unambiguous
+    iou_first_min_iou: float = 0.5   # ... IoU(predicted track box, detection) at least this
+    iou_first_max_other: float = 0.1  # ... while neither overlaps any other candidate more than this
+    validity: bool = False       # a learned model decides which tracks are real (mot/validity.py)
+    validity_model: str = "validity.json"  # shipped in mot/weights, or a path
+    validity_min_prob: float = 0.5  # tracks less likely real than this are never output
+    validity_frames: int = 10    # the decision is taken this many frames after a track's birth (output delay)
 
     def validate(self):
+        for name in ("min_rank", "high_rank", "birth_rank", "second_min_iou", "iou_first_min_iou",
+                     "iou_first_max_other", "validity_min_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                return f"{name} must be in [0, 1]"
+        if self.second_stage not in ("iou", "association", "none"):
+            return f"second_stage must be iou, association or none, got {self.second_stage!r}"
+        if self.iou_first_max_other >= self.iou_first_min_iou:
+            return "iou_first_max_other must be below iou_first_min_iou"
+        if self.validity_frames < 0:
+            return "validity_frames must be >= 0"
+        if self.confidence_memory < 2:
+            return "confidence_memory must be >= 2"
         if self.n_init < 1:
             return "n_init must be >= 1"
         if self.max_age < 0:

@@ -50,9 +50,10 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
 
     Yields:
         ``(frame, rows)`` after each frame: the rows that became final then (this frame's tracks
-        and up to ``output_delay(cfg)`` frames of delayed ones; 0-based tlwh). ``timer``, if given,
-        gets the seconds per stage. ``progress``: True for a bar on stderr, or a function called
-        with each frame's number (a worker's report to the run's progress bars).
+        and up to ``output_delay(cfg)`` frames of delayed ones; 0-based tlwh), and once more at
+        the end what the tracker still held. ``timer``, if given, gets the seconds per stage.
+        ``progress``: True for a bar on stderr, or a function called with each frame's number (a
+        worker's report to the run's progress bars).
     """
     timer = timer if timer is not None else StageTimer()
     detector = DETECTORS.build(cfg.detector, sequence=seq)
@@ -73,10 +74,11 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
         now = tracker.update(dets, image, frame)
         if embedder is not None:  # flow, patches, network: measured inside the association's prepare
             timer.split("prepare", embedder.timing)
-        yield frame, TrackResults.concatenate([tracker.flush(), now])
+        yield frame, TrackResults.concatenate([tracker.late(), now])
         if report is not None:
             report(frame)
         timer.start()
+    yield tracker.frame, tracker.flush()   # what the tracker still held at the end
 
 
 def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: StageTimer | None = None) -> TrackResults:

@@ -4,37 +4,65 @@
 SiamRPN's scale/aspect penalty and cosine window). :class:`Refiner` is what the tracker calls:
 
 - :meth:`Refiner.refine` once per frame before matching: searches each recent track's template
-  around its predicted box, and puts ``refined_tlwh`` / ``refined_score`` in ``track.data`` (read
-  by the matcher features ``refiner_iou`` / ``refiner_score``).
+  around its predicted box, and sets ``refined_tlwh`` / ``refined_score`` of the track's
+  :class:`RefinerState` (read by the matcher features ``refiner_iou`` / ``refiner_score``).
 - :meth:`Refiner.fuse` for a matched track: the box to update it with (detection, refined or a mix).
 - :meth:`Refiner.carry` for an unmatched confirmed track: the refined box to carry it on, or None
-  (gated by the rank of the track's median detection score among those :meth:`Refiner.observe_scores`
-  saw); :meth:`Refiner.hold` / :meth:`Refiner.release` decide when the carried rows are output
+  (gated by the rank of the track's median detection score among the sequence's scores: the
+  :class:`mot.confidence.ScoreRanks` the track manager shares as ``ranks``); :meth:`Refiner.hold` / :meth:`Refiner.release` decide when the carried rows are output
   and correct them once the track is found again.
 - :meth:`Refiner.remember` at the end of the frame: new templates for the tracks that got a box
   from a detection, in one batch.
 
-The network holds no per-track state; each track's template features live in ``track.data``.
+The network holds no per-track state; each track's template features live in its
+:class:`RefinerState` (``track.refinement``), written only here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from mot.config import RefinerConfig, RuntimeConfig
+from mot.confidence import ScoreRanks
 from mot.geometry import cxcywh_to_tlwh, iou_matrix_tlwh, tlwh_to_cxcywh
 from mot.runtime import resolve_device
 from mot.siamrpn import (DEFAULT_NAME, Pyramid, context_size, crop_regions, decode, load_weights, make_anchors,
                          square_regions)
 from mot.weights import resolve as resolve_weights
 
-_TEMPLATE = "siamrpn_template"    # (2, C, h, h) float32 tensor on the refiner's device
-_CARRIED = "refiner_carried"       # frames in a row carried on the refiner's box
-_RESULT = "refiner_result"         # (frame, (4,) float32 tlwh, score) of the last search
-_HELD = "refiner_held"             # carried output rows waiting for the track to be re-found
-_MAX_SCORES = 1 << 16              # detection scores kept for the score rank (a sorted sample)
-_ANCHOR = "refiner_anchor"         # (frame, (4,) tlwh) of the track's last detection box before a carry
+
+
+@dataclass
+class RefinerState:
+    """The refiner's per-track state (``track.refinement``).
+
+    Attributes:
+        template: (2, C, h, h) float32 tensor on the refiner's device, or None before the first.
+        carried: frames in a row carried on the refiner's box.
+        result: ``(frame, (4,) float32 tlwh, score)`` of the last search, or None.
+        held: carried output rows waiting for the track to be re-found.
+        anchor: ``(frame, (4,) tlwh)`` of the track's last detection box before a carry, or None.
+        refined_tlwh: (4,) float32 the refined box of this frame for the matcher's features, or None.
+        refined_score: its score, or None.
+    """
+
+    template: object = None
+    carried: int = 0
+    result: tuple | None = None
+    held: list = field(default_factory=list)
+    anchor: tuple | None = None
+    refined_tlwh: np.ndarray | None = None
+    refined_score: float | None = None
+
+
+def state_of(track) -> RefinerState:
+    """The track's refiner state, created on first use."""
+    if track.refinement is None:
+        track.refinement = RefinerState()
+    return track.refinement
 
 
 class SiamRPN:
@@ -162,36 +190,39 @@ class Refiner:
     def __init__(self, cfg: RefinerConfig, runtime: RuntimeConfig | None = None, searcher: SiamRPN | None = None):
         self.cfg = cfg
         runtime = runtime or RuntimeConfig()
-        self._scores = np.zeros(0, np.float32)   # sorted detection scores of the frames so far (one sequence)
+        #: the sequence's detection scores (shared with the track manager, which observes them)
+        self.ranks = ScoreRanks()
         self.searcher = searcher or SiamRPN(cfg.weights, runtime.device, cfg.penalty_k, cfg.window_influence,
                                             cfg.size_lr, cfg.batch_size)
 
     def refine(self, tracks: list, image_bgr: np.ndarray, frame: int) -> None:
         """Searches every track boxed within ``max_search_gap`` frames, in one batch.
 
-        Sets ``track.data["refined_tlwh"]`` ((4,) float32 tlwh) and ``["refined_score"]`` (float)
-        when ``features`` is on; tracks not searched lose them (a stale box would mislead).
+        Sets the state's ``refined_tlwh`` ((4,) float32 tlwh) and ``refined_score`` (float) when
+        ``features`` is on; tracks not searched lose them (a stale box would mislead).
         """
         todo = []
         for t in tracks:
-            t.data.pop("refined_tlwh", None)
-            t.data.pop("refined_score", None)
-            t.data.pop(_RESULT, None)
-            if _TEMPLATE in t.data and frame - t.last_frame <= self.cfg.max_search_gap:
+            state = t.refinement
+            if state is None:
+                continue
+            state.refined_tlwh = state.refined_score = state.result = None
+            if state.template is not None and frame - t.last_frame <= self.cfg.max_search_gap:
                 todo.append(t)
         if not todo or image_bgr is None:
             return
         expected = np.array([t.predict(frame) for t in todo], np.float32)
-        boxes, scores = self.searcher.search(image_bgr, torch.stack([t.data[_TEMPLATE] for t in todo]), expected)
+        boxes, scores = self.searcher.search(image_bgr, torch.stack([t.refinement.template for t in todo]), expected)
         for t, box, score in zip(todo, boxes, scores):
-            t.data[_RESULT] = (frame, box, float(score))
+            state = t.refinement
+            state.result = (frame, box, float(score))
             if self.cfg.features:
-                t.data["refined_tlwh"] = box
-                t.data["refined_score"] = float(score)
+                state.refined_tlwh = box
+                state.refined_score = float(score)
 
     def fuse(self, track, tlwh: np.ndarray) -> np.ndarray:
         """The box a matched track is updated with: (4,) float32 tlwh."""
-        result = track.data.get(_RESULT)
+        result = track.refinement.result if track.refinement is not None else None
         if self.cfg.fuse == "none" or result is None or result[2] < self.cfg.fuse_min_score:
             return tlwh
         if self.cfg.fuse == "replace":
@@ -209,29 +240,25 @@ class Refiner:
                 one by ``carry_max_overlap`` or more is not carried (that person is detected, or
                 the search slid onto someone else).
         """
-        result = track.data.get(_RESULT)
+        state = track.refinement
+        result = state.result if state is not None else None
         if not self.cfg.carry or result is None or result[0] != frame or result[2] < self.cfg.carry_min_score:
             return None
-        if track.data.get(_CARRIED, 0) >= self.cfg.carry_max_frames:
+        if state.carried >= self.cfg.carry_max_frames:
             return None
         if self.cfg.carry_min_score_rank > 0 and self._score_rank(track) < self.cfg.carry_min_score_rank:
             return None
         if len(frame_tlwh) and iou_matrix_tlwh(result[1][None], frame_tlwh).max() >= self.cfg.carry_max_overlap:
             return None
-        if not track.data.get(_CARRIED):
-            track.data[_ANCHOR] = (track.last_frame, track.tlwh.copy())
-        track.data[_CARRIED] = track.data.get(_CARRIED, 0) + 1
+        if not state.carried:
+            state.anchor = (track.last_frame, track.tlwh.copy())
+        state.carried += 1
         return result[1].copy()
 
     def observe_scores(self, scores: np.ndarray) -> None:
-        """Takes the detection scores of a frame (the scale every score rank is taken against).
-
-        Memory stays bounded on any sequence length: past ``_MAX_SCORES`` scores every second one is
-        dropped, which keeps the sorted sample's ranks (to within one in ``_MAX_SCORES / 2``)."""
-        new = np.sort(np.asarray(scores, np.float32))
-        self._scores = np.insert(self._scores, np.searchsorted(self._scores, new), new)
-        if len(self._scores) > _MAX_SCORES:
-            self._scores = self._scores[::2].copy()
+        """Takes the detection scores of a frame into ``ranks`` (when the refiner runs without a
+        track manager, which otherwise observes them once for both)."""
+        self.ranks.observe(scores)
 
     def _score_rank(self, track) -> float:
         """Where the track's median detection score ranks among all detection scores seen so far in
@@ -239,20 +266,15 @@ class Refiner:
 
         The median, not the mean: detector scores are skewed (a CNN's pile up just below 1), so a
         person's few weak detections would drag a mean below the scores of most of their own."""
-        if not len(self._scores):
-            return 1.0
-        median = float(np.median(track.scores))
-        # mid-rank: ties count half, so a track at the median score ranks 0.5
-        below = np.searchsorted(self._scores, median, "left") + np.searchsorted(self._scores, median, "right")
-        return float(below) / (2 * len(self._scores))
+        return self.ranks.rank_one(float(np.median(track.scores)))
 
     def hold(self, track, row: tuple) -> list:
         """The output rows of a carried frame: ``[row]`` now (``carry_output: immediate``), or none
-        yet (``on_rematch``: kept in ``track.data`` until a detection is matched to the track again,
+        yet (``on_rematch``: kept in the track's state until a detection is matched to the track again,
         and dropped with the track if none is, so a track that left or was false adds nothing)."""
         if self.cfg.carry_output == "immediate":
             return [row]
-        track.data.setdefault(_HELD, []).append(row)
+        track.refinement.held.append(row)
         return []
 
     def release(self, track) -> list:
@@ -267,10 +289,13 @@ class Refiner:
         re-found frame misses the detection found there (a forward-backward check: a refiner that
         drifted off the person in the gap does not arrive where the person is found again).
         """
-        held = track.data.pop(_HELD, [])
-        anchor = track.data.pop(_ANCHOR, None)
+        state = track.refinement
+        if state is None:
+            return []
+        held, anchor = state.held, state.anchor
+        state.held, state.anchor = [], None
         f1, box1 = track.last_frame, track.tlwh
-        result = track.data.get(_RESULT)
+        result = state.result
         searched = result is not None and result[0] == f1
         if held and self.cfg.carry_min_agreement > 0 and (
                 not searched or iou_matrix_tlwh(result[1][None], box1[None])[0, 0] < self.cfg.carry_min_agreement):
@@ -299,13 +324,15 @@ class Refiner:
         if limit < 1 and frame_tlwh is not None and len(frame_tlwh) > 1:
             iou = iou_matrix_tlwh(np.array([t.tlwh for t in tracks], np.float32), frame_tlwh)
             other = np.sort(iou, axis=1)[:, -2]          # the best overlap but the track's own detection
-            tracks = [t for t, o in zip(tracks, other) if o <= limit or _TEMPLATE not in t.data]
+            tracks = [t for t, o in zip(tracks, other)
+                      if o <= limit or t.refinement is None or t.refinement.template is None]
             if not tracks:
                 return
         feats = self.searcher.templates(image_bgr, np.array([t.tlwh for t in tracks], np.float32))
         for t, f in zip(tracks, feats):
-            t.data[_TEMPLATE] = f
-            t.data[_CARRIED] = 0
+            state = state_of(t)
+            state.template = f
+            state.carried = 0
 
 
 def build_refiner(cfg: RefinerConfig, runtime: RuntimeConfig | None = None) -> Refiner | None:

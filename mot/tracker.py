@@ -1,20 +1,30 @@
-"""The track life cycle: tentative -> confirmed <-> lost -> removed, ids owned by the tracker."""
+"""The track life cycle: tentative -> confirmed <-> lost -> removed, ids owned by the track manager.
+
+One frame is a fixed sequence of named steps (:meth:`TrackManager.update`): camera motion, prepare
+(confidence ranks, the association's per-frame work), refine (the SiamRPN search), associate
+(optional unambiguous-IoU links, then the association on the confident detections, then the
+second stage for the low-confidence ones), update the matched tracks, handle the unmatched ones
+(carry, lose, remove), births, output.
+"""
 
 from __future__ import annotations
 
 import enum
 import itertools
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from association.linking import link
 from mot.camera import CameraMotion, is_identity, warp_boxes
 from mot.config import TrackerConfig
-from mot.geometry import cxcywh_to_tlwh, tlwh_to_cxcywh
+from mot.confidence import ScoreRanks
+from mot.geometry import cxcywh_to_tlwh, iou_matrix_tlwh, tlwh_to_cxcywh
 from mot.io import TrackResults
 from mot.motion import KalmanBox
 from mot.timing import StageTimer
 from mot.types import Detections
+from mot.validity import TrackEvidence, size_row
 
 
 class TrackState(enum.Enum):
@@ -28,7 +38,7 @@ class Track:
     """One person's track.
 
     Attributes:
-        id: the id given by the owning tracker.
+        id: the id given by the owning track manager.
         tlwh: (4,) float32 last box (0-based pixels).
         velocity: (2,) float32 centre velocity in pixels per frame.
         state: life-cycle state.
@@ -37,12 +47,19 @@ class Track:
             carried on).
         last_detected: the last frame with a matched detection (``< last_frame`` while carried).
         start_frame: the frame the track was born.
-        score: the last matched detection's score.
-        scores: the matched detections' scores, in order (one per hit).
-        data: per-track state owned by pluggable stages (embedding gallery, refiner template ...).
+        score: the last matched detection's raw score.
+        scores: the matched detections' raw scores, in order (one per hit).
+        ranks: the matched detections' confidence ranks in [0, 1] when matched (one per hit).
+        appearance: the association's per-track state (``association.learned.AppearanceGallery``),
+            written only by the association's ``observe``.
+        refinement: the refiner's per-track state (``mot.refiner.RefinerState``), written only by
+            the refiner.
+        evidence: what the validity model will judge the track on (``mot.validity.TrackEvidence``).
+        verdict: the validity model's decision (None: not yet asked; False: never output).
     """
 
-    def __init__(self, track_id: int, tlwh: np.ndarray, score: float, frame: int, kalman: bool = False):
+    def __init__(self, track_id: int, tlwh: np.ndarray, score: float, frame: int, kalman: bool = False,
+                 rank: float = 1.0):
         self.id = track_id
         self.tlwh = np.asarray(tlwh, np.float32).copy()
         self.velocity = np.zeros(2, np.float32)
@@ -53,8 +70,14 @@ class Track:
         self.last_detected = frame
         self.score = float(score)
         self.scores = [self.score]
+        self.ranks = [float(rank)]
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
-        self.data: dict = {}
+        self.appearance = None
+        self.refinement = None
+        self.evidence = TrackEvidence()
+        self.evidence.add(None, self.tlwh)
+        self.verdict: bool | None = None
+        self.held_rows: list = []          # rows waiting for the validity decision
         self.kalman = KalmanBox(self.tlwh) if kalman else None   # last measured at last_detected
 
     def predict(self, frame: int) -> np.ndarray:
@@ -73,7 +96,8 @@ class Track:
         self.tlwh = warp_boxes(warp, self.tlwh)[0]
         self.velocity = (warp[:, :2] @ self.velocity).astype(np.float32)
 
-    def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float, detected: bool = True) -> None:
+    def update(self, tlwh: np.ndarray, score: float, frame: int, smoothing: float, detected: bool = True,
+               rank: float = 1.0) -> None:
         """Moves the track to a box of ``frame``: a matched detection's, or (``detected=False``) the
         refiner's box it is carried on, which neither counts as a hit nor changes the score, nor is
         it a measurement for the Kalman filter (a drifting box would pull the filter off the person
@@ -94,10 +118,37 @@ class Track:
             self.last_detected = frame
             self.score = float(score)
             self.scores.append(self.score)
+            self.ranks.append(float(rank))
             self.hits += 1
 
 
-class Tracker:
+@dataclass
+class _Frame:
+    """The working state of one :meth:`TrackManager.update`, handed from step to step.
+
+    Attributes:
+        detections: the frame's detections kept (rank >= ``min_rank``), with the association's extras.
+        ranks: (D,) float32 their confidence ranks.
+        live: the tracks not removed, at the start of the frame (births are appended).
+        confident: (C,) int64 indices of the confident detections not yet matched.
+        weak: (W,) int64 indices of the low-confidence detections not yet matched.
+        matched: (track, detection index) pairs of this frame.
+        rows: output rows ``(frame, id, tlwh, score)``.
+    """
+
+    number: int
+    image: np.ndarray | None
+    detections: Detections
+    all_tlwh: np.ndarray
+    ranks: np.ndarray
+    live: list
+    confident: np.ndarray
+    weak: np.ndarray
+    matched: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+
+
+class TrackManager:
     """Links each frame's detections to tracks and manages their life cycle.
 
     The association stage supplies a ``(tracks, detections) -> cost`` function and a gate; this class
@@ -108,25 +159,40 @@ class Tracker:
     - optional ``prepare(detections, image, frame) -> Detections``: called once per frame before any
       matching (for example to attach appearance embeddings as ``detections.extras``).
     - optional ``observe(track, detections, index, frame)``: called when detection ``index`` is
-      assigned to ``track`` (a match or a birth), so the stage can keep per-track state in
-      ``track.data`` (embedding gallery ...). Networks hold no per-track state.
+      assigned to ``track`` (a match or a birth), so the stage can keep its per-track state in
+      ``track.appearance``. Networks hold no per-track state.
+
+    Every detection score is turned into a confidence rank (:class:`mot.confidence.ScoreRanks`, one
+    per sequence). Confident detections (``high_rank``) are linked first; the others can only
+    extend confirmed tracks in a second stage; new tracks start only from confident detections
+    ranked at least ``birth_rank``.
 
     With ``camera_motion: flow`` each frame's camera motion (``mot.camera.CameraMotion``) moves every
     track before anything else looks at it.
 
-    The optional ``refiner`` (``mot.refiner.Refiner``) takes each frame's detection scores
-    (``observe_scores``), searches every recent track before matching (``refine``), may fuse its
-    box into a matched detection's (``fuse``), carries unmatched confirmed tracks on its box
-    (``carry``; ``hold`` / ``release`` output those rows once re-found) and takes new templates at
-    the end (``remember``).
+    The optional ``refiner`` (``mot.refiner.Refiner``) shares the score ranks, searches every recent
+    track before matching (``refine``), may fuse its box into a matched detection's (``fuse``),
+    carries unmatched confirmed tracks on its box (``carry``; ``hold`` / ``release`` output those rows
+    once re-found) and takes new templates at the end (``remember``).
+
+    The optional ``validity`` (``mot.validity.TrackValidity``) decides once per track, when it has
+    ``hits`` detections (or ends sooner), whether the track is real; rows of undecided tracks are
+    held, rows of rejected ones are never output.
     """
 
-    def __init__(self, cfg: TrackerConfig, association, refiner=None, timer: StageTimer | None = None):
+    def __init__(self, cfg: TrackerConfig, association, refiner=None, timer: StageTimer | None = None,
+                 validity=None):
         self.cfg = cfg
         #: seconds per stage (prepare, refiner, association, linking, tracker), summed over frames
         self.timer = timer if timer is not None else StageTimer()
         self.association = association
         self.refiner = refiner
+        self.validity = validity
+        self.confidence = ScoreRanks(cfg.confidence_memory)
+        #: size_row of the confident detections: where a person's size fits the image row (validity)
+        self.size_ranks = ScoreRanks(cfg.confidence_memory)
+        if refiner is not None:
+            refiner.ranks = self.confidence    # one score scale for the refiner's gate and the tracker
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
         self.camera = CameraMotion() if cfg.camera_motion == "flow" else None
@@ -145,105 +211,214 @@ class Tracker:
             image: BGR uint8 frame, for stages that look at pixels.
 
         Returns:
-            The rows to output: confirmed tracks matched in this frame, plus the earlier frames of
-            tracks confirmed in this frame when ``output_tentative_history`` is on.
+            The rows to output: confirmed (and accepted) tracks matched in this frame, plus held
+            earlier rows released in this frame (tentative history, carried gaps, rows waiting for
+            the validity decision).
         """
-        cfg = self.cfg
-        timer = self.timer
-        timer.start()
-        if self.camera is not None and image is not None:   # every track moved with the camera first
+        self.timer.start()
+        self._camera(detections, image)
+        f = self._prepare(detections, frame, image)
+        self._refine(f)
+        self._associate(f)
+        self._update_matched(f)
+        self._handle_unmatched(f)
+        self._births(f)
+        return self._output(f)
+
+    # --- the steps, in order -------------------------------------------------------------------
+
+    def _camera(self, detections: Detections, image) -> None:
+        """Moves every track with the camera first."""
+        if self.camera is not None and image is not None:
             warp = self.camera.estimate(image, detections.tlwh)
             if not is_identity(warp):
                 for track in self.tracks:
                     track.warp(warp)
-            timer.lap("camera")
+            self.timer.lap("camera")
+
+    def _prepare(self, detections: Detections, frame: int, image) -> _Frame:
+        """Confidence ranks, the low-ranked detections dropped, the association's per-frame work."""
+        cfg = self.cfg
+        self.confidence.observe(detections.scores)
+        ranks = self.confidence.rank(detections.scores)
+        all_tlwh = detections.tlwh
+        if cfg.min_rank > 0:
+            keep = ranks >= cfg.min_rank
+            detections, ranks = detections.select(keep), ranks[keep]
         prepare = getattr(self.association, "prepare", None)
         if prepare is not None:
             detections = prepare(detections, image, frame)
-        timer.lap("prepare")
-        observe = getattr(self.association, "observe", None)
+        self.timer.lap("prepare")
+        index = np.arange(len(detections))
+        confident = ranks >= cfg.high_rank
+        if self.validity is not None:
+            self.size_ranks.observe(size_row(detections.tlwh[ranks >= max(cfg.high_rank, 0.5)]))
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
-        refiner = self.refiner
-        if refiner is not None:
-            refiner.observe_scores(detections.scores)
-            refiner.refine(live, image, frame)
-            timer.lap("refiner")
-        if cfg.cascade:
-            groups = [[t for t in live if t.state is TrackState.CONFIRMED],
-                      [t for t in live if t.state is not TrackState.CONFIRMED]]
-        else:
-            groups = [live]
-        free = np.arange(len(detections))
-        matched: list[tuple[Track, int]] = []
-        for group in groups:
-            if not group or not free.size:
-                continue
-            sub = detections.select(free)
-            timer.lap("tracker")
-            cost = self.association.cost(group, sub, frame, image)
-            timer.lap("association")
-            pairs, _, unmatched = link(cost, self.association.max_cost)
-            timer.lap("linking")
-            matched += [(group[r], int(free[c])) for r, c in pairs]
-            free = free[unmatched]
+        return _Frame(frame, image, detections, all_tlwh, ranks, live, index[confident], index[~confident])
 
-        out = []
-        for track, d in matched:
-            box = detections.tlwh[d] if refiner is None else refiner.fuse(track, detections.tlwh[d])
-            track.update(box, detections.scores[d], frame, cfg.velocity_smoothing)
+    def _refine(self, f: _Frame) -> None:
+        if self.refiner is not None:
+            self.refiner.refine(f.live, f.image, f.number)
+            self.timer.lap("refiner")
+
+    def _associate(self, f: _Frame) -> None:
+        """Stage 1: the confident detections, confirmed tracks first (``cascade``); stage 2: the
+        low-confidence detections to the confirmed tracks still unmatched."""
+        cfg = self.cfg
+        if cfg.cascade:
+            groups = [[t for t in f.live if t.state is TrackState.CONFIRMED],
+                      [t for t in f.live if t.state is not TrackState.CONFIRMED]]
+        else:
+            groups = [f.live]
+        for group in groups:
+            if cfg.iou_first:
+                group = self._link_unambiguous(f, group)
+            if not group or not f.confident.size:
+                continue
+            sub = f.detections.select(f.confident)
+            self.timer.lap("tracker")
+            cost = self.association.cost(group, sub, f.number, f.image)
+            self.timer.lap("association")
+            pairs, _, unmatched = link(cost, self.association.max_cost)
+            self.timer.lap("linking")
+            f.matched += [(group[r], int(f.confident[c])) for r, c in pairs]
+            f.confident = f.confident[unmatched]
+        if f.weak.size and cfg.second_stage != "none":
+            taken = {id(t) for t, _ in f.matched}
+            group = [t for t in f.live if t.state is TrackState.CONFIRMED and id(t) not in taken]
+            if group:
+                sub = f.detections.select(f.weak)
+                if cfg.second_stage == "iou":
+                    predicted = np.array([t.predict(f.number) for t in group], np.float32).reshape(-1, 4)
+                    cost, gate = 1.0 - iou_matrix_tlwh(predicted, sub.tlwh), 1.0 - cfg.second_min_iou
+                else:
+                    cost, gate = self.association.cost(group, sub, f.number, f.image), self.association.max_cost
+                pairs, _, unmatched = link(cost, gate)
+                f.matched += [(group[r], int(f.weak[c])) for r, c in pairs]
+                f.weak = f.weak[unmatched]
+            self.timer.lap("linking")
+
+    def _link_unambiguous(self, f: _Frame, group: list) -> list:
+        """Links the pairs of ``group`` and the confident detections whose overlap is plain: IoU of
+        the predicted box at least ``iou_first_min_iou``, and neither the track nor the detection
+        overlapping any other candidate more than ``iou_first_max_other``. Returns the tracks left."""
+        cfg = self.cfg
+        if not group or not f.confident.size:
+            return group
+        predicted = np.array([t.predict(f.number) for t in group], np.float32).reshape(-1, 4)
+        iou = iou_matrix_tlwh(predicted, f.detections.tlwh[f.confident])
+        other_row = np.sort(iou, axis=1)[:, -2] if iou.shape[1] > 1 else np.zeros(len(group))
+        other_col = np.sort(iou, axis=0)[-2, :] if iou.shape[0] > 1 else np.zeros(iou.shape[1])
+        best = iou.argmax(axis=1)
+        rows = np.arange(len(group))
+        ok = ((iou[rows, best] >= cfg.iou_first_min_iou) & (other_row <= cfg.iou_first_max_other)
+              & (other_col[best] <= cfg.iou_first_max_other))
+        f.matched += [(group[r], int(f.confident[best[r]])) for r in rows[ok]]
+        f.confident = np.delete(f.confident, best[ok])
+        return [t for t, taken in zip(group, ok) if not taken]
+
+    def _update_matched(self, f: _Frame) -> None:
+        cfg, refiner = self.cfg, self.refiner
+        observe = getattr(self.association, "observe", None)
+        dets = f.detections
+        for track, d in f.matched:
+            if self.validity is not None:
+                track.evidence.add(track.predict(f.number), dets.tlwh[d])
+            box = dets.tlwh[d] if refiner is None else refiner.fuse(track, dets.tlwh[d])
+            track.update(box, dets.scores[d], f.number, cfg.velocity_smoothing, rank=float(f.ranks[d]))
             if observe is not None:
-                observe(track, detections, d, frame)
+                observe(track, dets, d, f.number)
             if track.state is TrackState.TENTATIVE:
-                track.pending.append((frame, track.tlwh.copy(), track.score))
+                track.pending.append((f.number, track.tlwh.copy(), track.score))
                 if track.hits >= cfg.n_init:
                     track.state = TrackState.CONFIRMED
-                    history = track.pending[:-1] if cfg.output_tentative_history else []
-                    out += [(f, track.id, b, s) for f, b, s in history]
+                    history = [(fr, track.id, b, sc) for fr, b, sc in track.pending[:-1]] \
+                        if cfg.output_tentative_history else []
                     track.pending = []
+                    f.rows += self._emit(track, history)
             else:
                 track.state = TrackState.CONFIRMED
             if track.state is TrackState.CONFIRMED:
                 if refiner is not None:
-                    out += refiner.release(track)   # carried rows held back until re-found
-                out.append((frame, track.id, track.tlwh, track.score))
+                    f.rows += self._emit(track, refiner.release(track))   # carried rows held until re-found
+                f.rows += self._emit(track, [(f.number, track.id, track.tlwh, track.score)])
 
-        matched_ids = {id(t) for t, _ in matched}
-        for track in live:
+    def _handle_unmatched(self, f: _Frame) -> None:
+        cfg, refiner = self.cfg, self.refiner
+        matched_ids = {id(t) for t, _ in f.matched}
+        for track in f.live:
             if id(track) in matched_ids:
                 continue
             carried = None
             if refiner is not None and track.state is TrackState.CONFIRMED:
-                carried = refiner.carry(track, frame, detections.tlwh)
+                carried = refiner.carry(track, f.number, f.all_tlwh)
             if carried is not None:
-                track.update(carried, track.score, frame, cfg.velocity_smoothing, detected=False)
-                out += refiner.hold(track, (frame, track.id, track.tlwh.copy(), track.score))
+                track.update(carried, track.score, f.number, cfg.velocity_smoothing, detected=False)
+                f.rows += self._emit(track, refiner.hold(track, (f.number, track.id, track.tlwh.copy(), track.score)))
             elif track.state is TrackState.TENTATIVE:
                 track.state = TrackState.REMOVED
-            elif frame - track.last_frame > cfg.max_age:
+            elif f.number - track.last_frame > cfg.max_age:
                 track.state = TrackState.REMOVED
+                f.rows += self._decide(track, final=True)
             else:
                 track.state = TrackState.LOST
 
-        for d in free:
-            track = Track(next(self._ids), detections.tlwh[d], detections.scores[d], frame,
-                          kalman=cfg.motion == "kalman")
+    def _births(self, f: _Frame) -> None:
+        """New tracks from the confident detections left, ranked at least ``birth_rank``."""
+        cfg = self.cfg
+        observe = getattr(self.association, "observe", None)
+        for d in f.confident[f.ranks[f.confident] >= cfg.birth_rank]:
+            track = Track(next(self._ids), f.detections.tlwh[d], f.detections.scores[d], f.number,
+                          kalman=cfg.motion == "kalman", rank=float(f.ranks[d]))
             if observe is not None:
-                observe(track, detections, d, frame)
+                observe(track, f.detections, d, f.number)
             if cfg.n_init <= 1:
                 track.state = TrackState.CONFIRMED
                 track.pending = []
-                out.append((frame, track.id, track.tlwh, track.score))
-            live.append(track)
-        self.tracks = [t for t in live if t.state is not TrackState.REMOVED]
-        if refiner is not None:
+                f.rows += self._emit(track, [(f.number, track.id, track.tlwh, track.score)])
+            f.live.append(track)
+
+    def _output(self, f: _Frame) -> TrackResults:
+        self.tracks = [t for t in f.live if t.state is not TrackState.REMOVED]
+        if self.refiner is not None:
             # New templates from detection boxes only: a carried box may have drifted.
-            born = [t for t in self.tracks if t.start_frame == frame]
-            timer.lap("tracker")
-            refiner.remember([t for t, _ in matched] + born, image, detections.tlwh)
-            timer.lap("refiner")
-        rows = _rows(out)
-        timer.lap("tracker")
+            born = [t for t in self.tracks if t.start_frame == f.number]
+            self.timer.lap("tracker")
+            self.refiner.remember([t for t, _ in f.matched] + born, f.image, f.all_tlwh)
+            self.timer.lap("refiner")
+        rows = _rows(f.rows)
+        self.timer.lap("tracker")
         return rows
+
+    # --- output under the validity model ------------------------------------------------------
+
+    def _emit(self, track: Track, rows: list) -> list:
+        """The rows of ``track`` to output now: all of them without a validity model; else held
+        until the track is decided (``validity.frames`` after its birth), dropped if it is rejected."""
+        if self.validity is None or track.verdict is True:
+            return rows
+        if track.verdict is False:
+            return []
+        track.held_rows += rows
+        return self._decide(track)
+
+    def _decide(self, track: Track, final: bool = False) -> list:
+        """Asks the validity model once the track has enough evidence (or is ending): the held rows
+        if it is accepted, none if rejected or not yet decided."""
+        if self.validity is None or track.verdict is not None:
+            return []
+        if not final and track.last_frame - track.start_frame < self.validity.frames:
+            return []
+        track.verdict = bool(self.validity.accept(track, self.confidence, self.size_ranks))
+        held, track.held_rows = track.held_rows, []
+        return held if track.verdict else []
+
+    def flush(self) -> TrackResults:
+        """The rows still held at the end of the sequence (undecided tracks are decided now)."""
+        out = []
+        for track in self.tracks:
+            out += self._decide(track, final=True)
+        return _rows(out)
 
 
 def _rows(out) -> TrackResults:

@@ -9,7 +9,7 @@ from mot.camera import IDENTITY, CameraMotion, warp_boxes
 from mot.config import TrackerConfig, load_config
 from mot.errors import UserError
 from mot.motion import KalmanBox
-from mot.tracker import Tracker
+from mot.tracker import TrackManager
 from mot.types import Detections
 
 H, W = 240, 320
@@ -85,8 +85,8 @@ def test_tracker_keeps_the_identity_through_a_sudden_pan(camera_motion, same_id)
     (the person's 24 px box moves with the image): by IoU with the predicted box the track is lost
     without camera motion compensation, and kept with it."""
     canvas = _canvas(2)
-    cfg = TrackerConfig(n_init=1, max_age=5, camera_motion=camera_motion)
-    tracker = Tracker(cfg, IoUAssociation(IoUParams(min_iou=0.3)))
+    cfg = TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=5, camera_motion=camera_motion)
+    tracker = TrackManager(cfg, IoUAssociation(IoUParams(min_iou=0.3)))
     ids = []
     for frame in range(1, 9):
         x0 = 150 if frame <= 4 else 105                      # the pan: the view moves 45 px left

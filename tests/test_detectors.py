@@ -189,7 +189,7 @@ def test_oracle_noise_is_seeded_and_drops(synthetic_root):
 
 
 def test_detector_cost_reports_each_size():
-    from detectors.speed import detector_cost
+    from mot.studies.detector_speed import detector_cost
 
     costs = detector_cost("hog", {"upscale": 1.0}, sizes=((160, 128), (320, 240)), repeats=1)
     assert list(costs) == ["160x128", "320x240"]

@@ -7,6 +7,7 @@ import pytest
 
 from association.features import FEATURES, FeatureContext, compute
 from mot.tracker import Track
+from association.learned import AppearanceGallery
 from mot.types import Detections
 
 
@@ -14,8 +15,7 @@ def _track(tlwh, frame=1, embedding=None):
     t = Track(1, np.array(tlwh, np.float32), 1.0, frame)
     if embedding is not None:
         e = np.asarray(embedding, np.float32)
-        t.data["gallery"] = deque([e])
-        t.data["ema"] = e
+        t.appearance = AppearanceGallery(deque([e]), deque(), e)
     return t
 
 
@@ -64,7 +64,7 @@ def test_colour_features_by_hand():
     """Two gallery histograms a, b and a detection's c: min and mean of 1 - <g, c>."""
     a, b, c = np.array([1.0, 0.0]), np.array([0.6, 0.8]), np.array([0.0, 1.0])
     track = _track([0, 0, 10, 20])
-    track.data["colour_gallery"] = deque([a, b])
+    track.appearance = AppearanceGallery(deque(), deque([a, b]))
     dets = _dets([[0, 0, 10, 20]]).with_extras(histograms=c[None].astype(np.float32))
     f = compute(["colour_min", "colour_mean"], FeatureContext([track], dets, 2))[0, 0]
     assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx((1.0 + 0.2) / 2)

@@ -186,12 +186,13 @@ def detection_stream(draw, width=320, height=240, max_frames=25):
 
 
 def _track(tracker, stream, images=None):
-    """Every row the tracker gives (update and flush), as (frame, id, x, y, w, h, score) tuples."""
+    """Every row the tracker gives (update, late after each frame, flush at the end), as
+    (frame, id, x, y, w, h, score) tuples."""
     rows = []
     for k, dets in enumerate(stream):
         now = tracker.update(dets, None if images is None else images[k])
         assert (now.frames == tracker.frame).all()
-        late = tracker.flush()
+        late = tracker.late()
         assert (late.frames < tracker.frame).all()
         for part in (late, now):
             rows += [(int(f), int(i), *map(float, b), float(s))

@@ -13,11 +13,11 @@ from association.iou import IoUAssociation, IoUParams
 from mot.config import RefinerConfig, TrackerConfig, load_config
 from mot.errors import UserError
 from mot.geometry import iou_matrix_tlwh
-from mot.refiner import Refiner, SiamRPN
+from mot.refiner import Refiner, RefinerState, SiamRPN
 from mot.siamrpn import (PIXEL_MEAN, PIXEL_STD, Geometry, SiamRPNNet, assign_targets, crop_regions, decode, encode,
                          load_weights, make_anchors, save_weights, square_regions)
+from mot.tracker import Track, TrackManager, TrackState
 from mot.training.siamrpn_data import polygon_to_tlwh
-from mot.tracker import Track, Tracker, TrackState
 from mot.types import Detections
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def test_track_carried_through_detector_gap_then_same_id():
     gap = {6, 7, 8}
     searcher = _OracleSearcher(truth)
     cfg = RefinerConfig(enabled=True, carry_max_frames=5)
-    tracker = Tracker(TrackerConfig(n_init=2, max_age=1), IoUAssociation(IoUParams(min_iou=0.5)),
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=2, max_age=1), IoUAssociation(IoUParams(min_iou=0.5)),
                       Refiner(cfg, searcher=searcher))
     image = np.zeros((10, 10, 3), np.uint8)
     rows = []
@@ -197,16 +197,16 @@ def test_track_carried_through_detector_gap_then_same_id():
     assert {i for i, _ in out.values()} == {1}                         # one identity throughout
     assert all(iou_matrix_tlwh(out[f][1][None], truth[f][None])[0, 0] > 0.8 for f in gap)
     assert tracker.tracks[0].hits == 14 - len(gap)                     # carried frames are not hits
-    assert tracker.tracks[0].data["refined_score"] == pytest.approx(0.9)
+    assert tracker.tracks[0].refinement.refined_score == pytest.approx(0.9)
 
 
 def test_carry_stops_after_max_frames_and_below_score():
     truth = _walk(range(1, 12))
     searcher = _OracleSearcher(truth)
-    tracker = Tracker(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
                       Refiner(RefinerConfig(enabled=True, carry_max_frames=2, carry_output="immediate"),
                               searcher=searcher))
-    held = Tracker(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
+    held = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)),
                    Refiner(RefinerConfig(enabled=True, carry_max_frames=2, carry_output="on_rematch"),
                            searcher=searcher))
     image = np.zeros((10, 10, 3), np.uint8)
@@ -219,7 +219,7 @@ def test_carry_stops_after_max_frames_and_below_score():
     assert out == [[1], [2], [3], [4], [], [], []]
     assert tracker.tracks[0].state is TrackState.LOST
     assert out_held == [[1], [2], [], [], [], [], []]          # never re-found: carried rows dropped
-    tracker2 = Tracker(TrackerConfig(n_init=1), IoUAssociation(IoUParams(min_iou=0.5)),
+    tracker2 = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1), IoUAssociation(IoUParams(min_iou=0.5)),
                        Refiner(RefinerConfig(enabled=True, carry_min_score=0.95), searcher=searcher))
     searcher.frame = 1
     tracker2.update(Detections(truth[1][None], np.ones(1, np.float32)), 1, image)
@@ -237,7 +237,7 @@ class _BiasedSearcher(_OracleSearcher):
 
 def _run_gap(refiner, truth, gap, kalman=True):
     motion = "kalman" if kalman else "velocity"
-    tracker = Tracker(TrackerConfig(n_init=2, max_age=10, motion=motion), IoUAssociation(IoUParams(min_iou=0.3)),
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=2, max_age=10, motion=motion), IoUAssociation(IoUParams(min_iou=0.3)),
                       refiner)
     image = np.zeros((10, 10, 3), np.uint8)
     rows = []
@@ -311,7 +311,7 @@ def test_carry_only_tracks_with_high_ranked_scores():
     truth = _walk(range(1, 12))
     searcher = _OracleSearcher(truth)
     refiner = Refiner(RefinerConfig(enabled=True, carry_min_score_rank=0.5), searcher=searcher)
-    tracker = Tracker(TrackerConfig(n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1, max_age=30), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
     image = np.zeros((10, 10, 3), np.uint8)
     far = np.array([200, 200, 20, 50], np.float32)     # a second, weak track far away
     for f in (1, 2):
@@ -320,16 +320,16 @@ def test_carry_only_tracks_with_high_ranked_scores():
     searcher.frame = 3
     rows = tracker.update(Detections.empty(), 3, image)
     assert rows.frames.tolist() == []                  # carried rows are held until re-found
-    carried = {t.id: t.data.get("refiner_carried", 0) for t in tracker.tracks}
+    carried = {t.id: t.refinement.carried for t in tracker.tracks}
     assert carried == {1: 1, 2: 0}                     # the strong track is carried, the weak one is not
-    # scores seen [80, 10, 80, 10] (frame 3 has none): mid-ranks 0.75 and 0.25
-    assert refiner._score_rank(tracker.tracks[0]) == 0.75 and refiner._score_rank(tracker.tracks[1]) == 0.25
+    # scores seen [80, 10, 80, 10] (frame 3 has none): the top score ranks 1, 10 mid-ranks 0.25
+    assert refiner._score_rank(tracker.tracks[0]) == 1.0 and refiner._score_rank(tracker.tracks[1]) == 0.25
 
 
 def test_fuse_modes():
     searcher = _OracleSearcher({1: np.array([0, 0, 10, 20], np.float32)})
     track = type("T", (), {})()
-    track.data = {"refiner_result": (1, np.array([0, 0, 10, 20], np.float32), 0.9)}
+    track.refinement = RefinerState(result=(1, np.array([0, 0, 10, 20], np.float32), 0.9))
     det = np.array([2, 2, 10, 20], np.float32)
     assert np.allclose(Refiner(RefinerConfig(fuse="none"), searcher=searcher).fuse(track, det), det)
     assert np.allclose(Refiner(RefinerConfig(fuse="replace"), searcher=searcher).fuse(track, det), [0, 0, 10, 20])
@@ -361,35 +361,31 @@ class _CountingSearcher(_OracleSearcher):
 def test_template_kept_while_the_box_overlaps_another_detection(limit, kept_old):
     """Frame 1: two people apart; frame 2: the second walks into the first (IoU 0.6 with it). With
     template_max_overlap 0.3 the first keeps its frame-1 template; at 1.0 it takes the mixed crop."""
-    from mot.refiner import _TEMPLATE
-
     a = np.array([100, 50, 20, 50], np.float32)
     far, near = np.array([300, 50, 20, 50], np.float32), np.array([105, 50, 20, 50], np.float32)
     searcher = _CountingSearcher({1: a, 2: a})
     refiner = Refiner(RefinerConfig(enabled=True, template_max_overlap=limit), searcher=searcher)
-    tracker = Tracker(TrackerConfig(n_init=1), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
+    tracker = TrackManager(TrackerConfig(min_rank=0, high_rank=0, birth_rank=0, n_init=1), IoUAssociation(IoUParams(min_iou=0.5)), refiner)
     image = np.zeros((10, 10, 3), np.uint8)
     for f, other in ((1, far), (2, near)):
         searcher.frame = f
         tracker.update(Detections(np.stack([a, other]), np.ones(2, np.float32)), f, image)
     first = next(t for t in tracker.tracks if t.start_frame == 1 and np.allclose(t.tlwh[:2], a[:2], atol=1))
-    assert float(first.data[_TEMPLATE][0]) == (1.0 if kept_old else 2.0)
+    assert float(first.refinement.template[0]) == (1.0 if kept_old else 2.0)
     newcomer = next(t for t in tracker.tracks if t.start_frame == 2)
-    assert float(newcomer.data[_TEMPLATE][0]) == 2.0        # no template yet: takes the overlapped one
+    assert float(newcomer.refinement.template[0]) == 2.0        # no template yet: takes the overlapped one
     with pytest.raises(UserError, match="template_max_overlap must be in"):
         load_config(None, ["refiner.template_max_overlap=2"])
 
 
 def test_score_sample_stays_bounded_and_keeps_ranks():
     """Past its cap the sorted score sample is thinned, and a score's rank barely moves."""
-    from mot import refiner as refiner_module
-
     refiner = Refiner(RefinerConfig(enabled=True), searcher=_OracleSearcher({}))
     rng = np.random.default_rng(0)
     for _ in range(70):
         refiner.observe_scores(rng.uniform(0, 100, 1000).astype(np.float32))
-    assert len(refiner._scores) <= refiner_module._MAX_SCORES
-    assert np.all(np.diff(refiner._scores) >= 0)
+    assert len(refiner.ranks) <= refiner.ranks.memory
+    assert np.all(np.diff(refiner.ranks._sorted) >= 0)
     track = Track(1, np.array([0, 0, 10, 20], np.float32), 75.0, 1)
     assert refiner._score_rank(track) == pytest.approx(0.75, abs=0.01)
 

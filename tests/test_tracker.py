@@ -2,7 +2,7 @@ import numpy as np
 
 from association.iou import IoUAssociation, IoUParams
 from mot.config import TrackerConfig
-from mot.tracker import Tracker, TrackState
+from mot.tracker import TrackManager, TrackState
 from mot.types import Detections
 
 
@@ -11,7 +11,7 @@ def _dets(*boxes):
 
 
 def _tracker(**kw):
-    return Tracker(TrackerConfig(**kw), IoUAssociation(IoUParams(min_iou=0.3)))
+    return TrackManager(TrackerConfig(**{"min_rank": 0, "high_rank": 0, "birth_rank": 0, **kw}), IoUAssociation(IoUParams(min_iou=0.3)))
 
 
 def test_birth_after_n_init_hits_with_history():

@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 
 from association.features import FeatureContext, compute
-from association.learned import LearnedAssociation, LearnedParams
+from association.learned import AppearanceGallery, LearnedAssociation, LearnedParams
 from association.linking import link
 from mot.tracker import Track
 from mot.types import Detections
@@ -32,9 +32,7 @@ def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
             t.update(b + rng.normal(0, 2, 4), 1.0, f, 0.6)
         e = rng.normal(size=(8, emb_dim)).astype(np.float32)
         e /= np.linalg.norm(e, axis=1, keepdims=True)
-        t.data["gallery"] = deque(e)
-        t.data["ema"] = e.mean(0)
-        t.data["colour_gallery"] = deque(_unit_rows(rng, 8, HIST_DIM))
+        t.appearance = AppearanceGallery(deque(e), deque(_unit_rows(rng, 8, HIST_DIM)), e.mean(0))
         tracks.append(t)
     extras = {"embeddings": _unit_rows(rng, n, emb_dim), "histograms": _unit_rows(rng, n, HIST_DIM)}
     dets = Detections((boxes + rng.normal(0, 3, boxes.shape)).astype(np.float32), np.ones(n), extras)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
+import json
 import os
 import platform
 import statistics
@@ -147,29 +147,30 @@ def density_curve(config: str, out_dir: Path, people=DENSITY_PEOPLE, frames: int
 
 
 def detector_costs(config_dir: Path | None = None, repeats: int = 3, log=print) -> dict:
-    """Per-detector cost (ms per ``detect`` call at 768x576 and 1920x1080) from ``detectors/speed.py``.
+    """Per-detector cost (ms per ``detect`` call at 768x576 and 1920x1080) from ``mot/studies/detector_speed.py``.
 
-    One row per image detector that a config in ``config_dir`` (default: the repository's
+    One row per image detector that a config in ``config_dir`` (default: the shipped
     ``configs/``) uses, with that config's params; a detector that cannot be built (a placeholder
     model path ...) gets its one-line error. OpenCV keeps its default thread count.
 
     Returns:
-        ``{"status": "ok", "rows": [{"detector", "config", "<W>x<H> ms", ...}]}`` or ``{"status": why not}``.
+        ``{"status": "ok", "rows": [{"detector", "config", "<W>x<H> ms", ...}]}``.
     """
-    if importlib.util.find_spec("detectors.speed") is None:
-        return {"status": "not measured: detectors/speed.py is not there (hook: mot.studies.benchmark.detector_costs)"}
-    from detectors.speed import detector_cost
+    from importlib import resources
+
     from mot.config import load_config
-    config_dir = Path(config_dir) if config_dir else Path(__file__).resolve().parents[1] / "configs"
+    from mot.studies.detector_speed import detector_cost
+    config_dir = Path(config_dir) if config_dir else Path(str(resources.files("mot.configs")))
     rows, seen = [], set()
     for path in sorted(config_dir.glob("*.yaml")):
         try:
             det = load_config(path).detector
         except UserError:
             continue
-        if det.type in ("public", "gt") or det.type in seen:
+        key = (det.type, json.dumps(det.params, sort_keys=True, default=str))   # one row per distinct detector
+        if det.type in ("public", "gt") or key in seen:
             continue
-        seen.add(det.type)
+        seen.add(key)
         log(f"detector cost: {det.type} ({path.name})")
         row = {"detector": det.type, "config": path.name}
         try:

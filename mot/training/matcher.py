@@ -10,6 +10,7 @@ they do at inference.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,12 @@ from association.features import MONOTONE, FeatureContext, compute, motion_error
 from association.learned import LearnedAssociation, LearnedParams
 from association.matcher import Matcher
 from detectors import DETECTORS
-from mot.config import Config, DetectorSection
+from mot.config import Config, DetectorSection, TrackerConfig
 from mot.errors import UserError
 from mot.geometry import iou_matrix_tlwh
 from mot.io import PEDESTRIAN, read_ground_truth
 from mot.sequence import open_sequence
-from mot.tracker import Tracker
+from mot.tracker import TrackManager
 from mot.types import Detections
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class _Teacher(LearnedAssociation):
         self.max_cost = 0.5
         self.rows: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
+        self.gt_ids: dict[int, int] = {}   # track id -> the identity of its last detection (-1: none)
 
     def _load_matcher(self):
         return None  # the matcher is what is being trained
@@ -48,7 +50,7 @@ class _Teacher(LearnedAssociation):
         ctx = FeatureContext(tracks, detections, frame, self.fps)
         feats = compute(self.params.features, ctx)
         det_ids = detections.extras["gt_id"]
-        trk_ids = np.array([t.data["gt_id"] for t in tracks])
+        trk_ids = np.array([self.gt_ids[t.id] for t in tracks])
         same = (trk_ids[:, None] == det_ids[None, :]) & (det_ids[None, :] >= 0)
         allowed = motion_error(ctx) <= self.params.max_distance
         # A track born of false alarms has no identity, so "same person" is undefined for its pairs:
@@ -62,7 +64,14 @@ class _Teacher(LearnedAssociation):
 
     def observe(self, track, detections, index, frame):
         super().observe(track, detections, index, frame)
-        track.data["gt_id"] = int(detections.extras["gt_id"][index])
+        self.gt_ids[track.id] = int(detections.extras["gt_id"][index])
+
+
+def teacher_tracker(cfg: TrackerConfig) -> TrackerConfig:
+    """The tracker settings the teacher runs with: every detection confident and able to start a
+    track (the confidence stages are the track manager's, not the matcher's; the pairs recorded, and
+    their cache, do not depend on them)."""
+    return dataclasses.replace(cfg, min_rank=0.0, high_rank=0.0, birth_rank=0.0, iou_first=False)
 
 
 def _label_detections(dets: Detections, gt_tlwh: np.ndarray, gt_ids: np.ndarray) -> np.ndarray:
@@ -95,7 +104,7 @@ def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -
     teacher = _Teacher(params, cfg.runtime, float(seq.info.frame_rate))
     det_cfg = DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file})
     detector = DETECTORS.build(det_cfg, sequence=seq)
-    tracker = Tracker(cfg.tracker, teacher)
+    tracker = TrackManager(teacher_tracker(cfg.tracker), teacher)
     for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image or tracker.needs_image):
         if (frame - 1) % stride:
             continue

@@ -22,18 +22,22 @@ STRIDES = (1, 2, 4)
 def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     """Pairs of every sequence, detection file that exists and frame stride (cached as .npz when
     ``cache`` is set)."""
-    from mot.training.matcher import collect_pairs
-
     xs, ys = [], []
     feats = cfg.association.params["features"]
     # The pairs depend on the association and tracker settings and, through the embeddings, on the
     # Siamese weights' content (retrained weights under the same name must not reuse old pairs).
-    digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(cfg.tracker),
+    from mot.training.matcher import collect_pairs, teacher_tracker
+    digest = hashlib.sha1(json.dumps([cfg.association.params, dataclasses.asdict(teacher_tracker(cfg.tracker)),
                                       _weights_digest(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     for path in paths:
+        seen = set()   # a detection file under two names (MOT17's det.txt is det_yolox.txt) counts once
         for det_file, stride in itertools.product(det_files, strides):
             if not (path / det_file).is_file():
                 continue
+            content = (hashlib.sha1((path / det_file).read_bytes()).hexdigest(), stride)
+            if content in seen:
+                continue
+            seen.add(content)
             key = f"{path.name}__{det_file.replace('/', '_')}__s{stride}__{digest}.npz"
             if cache is not None and (cache / key).is_file():
                 data = np.load(cache / key)

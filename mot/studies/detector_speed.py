@@ -1,8 +1,8 @@
 """Per-detector cost: wall-clock milliseconds per ``detect`` call at given image sizes.
 
-The benchmark calls :func:`detector_cost`; ``python -m detectors.speed --config configs/hog.yaml``
-prints it for a config's detector. Thread counts are the caller's business (a measurement script
-sets ``cv2.setNumThreads``); this module changes no global setting.
+The benchmark calls :func:`detector_cost`; ``python scripts/detector_speed.py --config hog``
+prints it for a config's detector. Threads: :func:`detector_cost` changes no process setting; the script's ``--threads``
+(default 1) sets them once at start-up.
 """
 
 from __future__ import annotations
@@ -56,12 +56,15 @@ def detector_cost(name: str, params: dict | None = None, sizes=SIZES, repeats: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="detectors.speed", description="ms per frame of a config's detector")
+    parser = argparse.ArgumentParser(prog="detector_speed.py", description="ms per frame of a config's detector")
     parser.add_argument("--config", required=True, help="YAML config whose detector section is timed")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--image", help="a real frame to time on (default: a generated texture)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     args = parser.parse_args(argv)
+    from mot import runtime
+    runtime.configure(args.threads)
     from mot.config import load_config
     try:
         cfg = load_config(args.config, args.overrides)
@@ -78,6 +81,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{cfg.detector.type} {size}: {ms:.1f} ms/frame")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Confidence ranks (mot/confidence.py) and the two association stages of the track manager."""
+
+import numpy as np
+import pytest
+
+from association.iou import IoUAssociation, IoUParams
+from mot.config import TrackerConfig, load_config
+from mot.confidence import ScoreRanks
+from mot.errors import UserError
+from mot.tracker import TrackManager
+from mot.types import Detections
+
+
+def test_ranks_by_hand_and_empty():
+    ranks = ScoreRanks()
+    assert ranks.rank([5.0]).tolist() == [1.0]                 # nothing seen yet
+    ranks.observe(np.array([10.0, 20.0, 30.0, 40.0]))
+    # mid-ranks: below all 0, equal to one of four: (2 * below + 1) / 8; at or above the top 1
+    np.testing.assert_allclose(ranks.rank([0.0, 10.0, 25.0, 30.0, 40.0, 99.0]), [0.0, 1 / 8, 0.5, 5 / 8, 1.0, 1.0])
+    assert ranks.rank([]).shape == (0,)
+    ranks.observe(np.zeros(0))
+    assert len(ranks) == 4
+
+
+def test_ranks_monotone_and_scale_free():
+    """Ranks never fall as the score rises, and x50 (or any increasing map) changes nothing."""
+    rng = np.random.default_rng(1)
+    frames = [rng.uniform(-1, 130, rng.integers(0, 12)) for _ in range(30)]
+    a, b, c = ScoreRanks(), ScoreRanks(), ScoreRanks()
+    for scores in frames:
+        a.observe(scores)
+        b.observe(scores * 50)
+        c.observe(np.log(scores + 2))
+        probe = np.sort(rng.uniform(-1, 130, 20))
+        ra = a.rank(probe)
+        assert np.all(np.diff(ra) >= 0) and np.all((ra >= 0) & (ra <= 1))
+        np.testing.assert_array_equal(ra, b.rank(probe * 50))
+        np.testing.assert_array_equal(ra, c.rank(np.log(probe + 2)))
+
+
+def test_constant_scores_are_confident():
+    """A detector without real scores (every box 1.0) is fully confident: its tracks are born."""
+    ranks = ScoreRanks()
+    ranks.observe(np.ones(5))
+    assert ranks.rank(np.ones(3)).tolist() == [1.0, 1.0, 1.0]
+    frames = [Detections(np.array([p], np.float32), np.ones(1)) for p in _walk(4)]
+    manager, out = _run(TrackerConfig(n_init=2, camera_motion="none"), frames)
+    assert sum(len(r) for r in out) == 4 and len(manager.tracks) == 1
+
+
+def test_memory_is_bounded():
+    ranks = ScoreRanks(memory=100)
+    for _ in range(50):
+        ranks.observe(np.arange(10, dtype=np.float32))
+    assert len(ranks) <= 100
+    assert ranks.rank_one(4.5) == pytest.approx(0.5, abs=0.02)
+
+
+def _walk(n, x0=0.0, step=2.0):
+    return [np.array([x0 + step * i, 50, 20, 50], np.float32) for i in range(n)]
+
+
+def _run(cfg, frames):
+    manager = TrackManager(cfg, IoUAssociation(IoUParams(min_iou=0.3)))
+    return manager, [manager.update(d, f) for f, d in enumerate(frames, 1)]
+
+
+def _two_stage_cfg(**kw):
+    return TrackerConfig(n_init=1, max_age=5, camera_motion="none", high_rank=0.5, birth_rank=0.5, **kw)
+
+
+def test_tracker_output_is_scale_free():
+    """The same frames with every score x50 give the same tracks."""
+    rng = np.random.default_rng(2)
+    people = [_walk(15, 0), _walk(15, 200), _walk(15, 400)]
+    frames = []
+    for f in range(15):
+        keep = [p[f] for p in people if rng.uniform() > 0.2]
+        frames.append((np.array(keep, np.float32).reshape(-1, 4), rng.uniform(0, 1, len(keep))))
+    cfg = _two_stage_cfg()
+    _, out1 = _run(cfg, [Detections(b, s) for b, s in frames])
+    _, out2 = _run(cfg, [Detections(b, s * 50) for b, s in frames])
+    for r1, r2 in zip(out1, out2):
+        np.testing.assert_array_equal(r1.ids, r2.ids)
+        np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
+
+
+def test_low_confidence_extends_a_track_but_never_starts_one():
+    """A person seen confidently in frames 1-3, then only weakly: the weak detections extend the
+    track (second stage, IoU). A weak detection elsewhere never becomes a track."""
+    person = _walk(6)
+    ghost = np.array([500, 50, 20, 50], np.float32)
+    frames = []
+    for f in range(6):
+        if f < 3:   # the person strong, a filler strong detection far away sets the scale
+            frames.append(Detections(np.stack([person[f], ghost + [0, 300, 0, 0]]), np.array([0.9, 0.9])))
+        else:       # the person and a ghost, both weak (below every score seen)
+            frames.append(Detections(np.stack([person[f], ghost]), np.array([0.1, 0.1])))
+    manager, out = _run(_two_stage_cfg(), frames)
+    person_ids = {int(i) for r in out[3:] for i, b in zip(r.ids, r.tlwh) if b[0] < 100}
+    assert person_ids == {int(out[0].ids[np.argmin(out[0].tlwh[:, 0])])}   # extended, same id
+    assert not any(b[0] == 500 and b[1] == 50 for r in out for b in r.tlwh)  # the weak ghost never output
+    assert all(t.start_frame <= 1 for t in manager.tracks)                 # no track born after frame 1
+    # without the second stage the person's track is not extended by weak detections
+    _, out_none = _run(_two_stage_cfg(second_stage="none"), frames)
+    assert all(len(r) == 0 for r in out_none[3:])
+
+
+def test_unambiguous_iou_links_first():
+    """iou_first links a clear overlap even when the association's gate would refuse it."""
+
+    class Refusing(IoUAssociation):
+        def cost(self, tracks, detections, frame, image=None):
+            return np.full((len(tracks), len(detections)), np.inf, np.float32)
+
+    frames = [Detections(np.array([p], np.float32), np.ones(1)) for p in _walk(4)]
+    for flag, n_ids in ((False, 4), (True, 1)):
+        cfg = TrackerConfig(n_init=1, camera_motion="none", iou_first=flag, birth_rank=0.0)
+        manager = TrackManager(cfg, Refusing(IoUParams()))
+        ids = {int(i) for f, d in enumerate(frames, 1) for i in manager.update(d, f).ids}
+        assert len(ids) == n_ids
+
+
+def test_confidence_config_is_checked():
+    with pytest.raises(UserError, match="high_rank must be in"):
+        load_config(None, ["tracker.high_rank=1.5"])
+    with pytest.raises(UserError, match="second_stage must be"):
+        load_config(None, ["tracker.second_stage=hungarian"])
