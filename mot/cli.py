@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -26,11 +28,11 @@ def _check_out_dir(out: Path) -> None:
             return
 
 
-def _report(report, out: Path) -> int:
+def _report(report, out: Path, quiet: bool = False) -> int:
     for r in report.failed:
         print(f"error: {r.error}", file=sys.stderr)
     ok = [r for r in report.runs if not r.error]
-    if ok:
+    if ok and not quiet:
         print(report.table())
         print(f"results in {out}")
     if report.failed:
@@ -52,6 +54,12 @@ def run_main(argv: list[str] | None = None) -> int:
                         help="override a config value, e.g. --set detector.params.file=det/det_frcnn.txt")
     parser.add_argument("--out", help=f"output folder (default: {DEMO_OUT} for the demo)")
     parser.add_argument("--workers", type=int, default=1, help="sequences run in parallel processes")
+    parser.add_argument("--resume", action="store_true", help="skip the sequences already complete in --out "
+                        "(same config; their result files and scores are kept), run the rest")
+    parser.add_argument("--cluster", metavar="ADDRESS", help="run the sequences on this Dask scheduler "
+                        "(tcp://host:8786; needs the cluster extra); data and --out on paths the workers share")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no table: errors only "
+                        "(the run's events are in OUT/run.jsonl either way)")
     parser.add_argument("--save-video", metavar="PATH", help="also draw the tracks on the frames: PATH.mp4 (or "
                         ".avi) for one sequence, <stem>_<SEQ>.mp4 beside it for several; a PATH without a "
                         "video extension is a folder that gets <SEQ>.mp4")
@@ -72,10 +80,34 @@ def run_main(argv: list[str] | None = None) -> int:
         elif args.out is None:
             return _fail("--out is required with --data")
         _check_out_dir(out)
-        report = run(data, cfg, out, seqs=args.seqs, workers=args.workers, save_video=args.save_video)
+        if args.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {args.workers}")
+        with _sigterm_as_interrupt():
+            report = run(data, cfg, out, seqs=args.seqs, workers=args.workers, save_video=args.save_video,
+                         resume=args.resume, cluster=args.cluster, progress=False if args.quiet else None)
     except UserError as exc:
         return _fail(str(exc))
-    return _report(report, out)
+    except KeyboardInterrupt:
+        return _fail(f"interrupted: the finished sequences are complete in {out}; "
+                     "the same command with --resume runs the rest", 130)
+    return _report(report, out, quiet=args.quiet)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a batch system's stop) ends the run as Ctrl-C does: the sequence in progress drops
+    its temporary file and the log says the run was interrupted."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:   # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def evaluate_main(argv: list[str] | None = None) -> int:

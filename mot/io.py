@@ -6,6 +6,7 @@ This module is the only place that converts between the two.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -69,14 +70,21 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
     length = get("seqLength", int)
     if length < 0:
         raise UserError(f"{path}: seqinfo.ini seqLength={length} is negative")
+    rate = get("frameRate", float, 30.0)
+    if not (math.isfinite(rate) and rate > 0):   # the tracker's time features divide by it
+        raise UserError(f"{path}: seqinfo.ini frameRate={sec['frameRate']!r} is not a positive number")
+    size = {key: get(key, int, None) for key in ("imWidth", "imHeight")}
+    for key, value in size.items():
+        if value is not None and value <= 0:
+            raise UserError(f"{path}: seqinfo.ini {key}={value} is not positive")
     return SeqInfo(
         name=sec.get("name", path.parent.name),
         seq_length=length,
-        frame_rate=get("frameRate", float, 30.0),
+        frame_rate=rate,
         im_dir=sec.get("imDir", "img1"),
         im_ext=sec.get("imExt", ".jpg"),
-        im_width=get("imWidth", int, None),
-        im_height=get("imHeight", int, None),
+        im_width=size["imWidth"],
+        im_height=size["imHeight"],
     )
 
 
@@ -90,7 +98,8 @@ def _ini_problem(exc: configparser.Error, text: str) -> str:
         return f"line {exc.lineno}: section [{exc.section}] given twice"
     if isinstance(exc, configparser.ParsingError) and exc.errors:
         lineno = exc.errors[0][0]
-        return f"line {lineno}: not a key=value line: {text.splitlines()[lineno - 1].strip()[:40]!r}"
+        # configparser counts lines at "\n" only; str.splitlines would also split at \x0c, \x1c ...
+        return f"line {lineno}: not a key=value line: {text.split(chr(10))[lineno - 1].strip()[:40]!r}"
     return type(exc).__name__
 
 
@@ -136,15 +145,32 @@ def _read_table(path: Path, min_cols: int, what: str) -> np.ndarray:
         return np.zeros((0, min_cols))
     ncols = min(len(r) for r in rows)
     table = np.array([r[:ncols] for r in rows], dtype=np.float64)
-    frames = table[:, 0]
-    bad = np.flatnonzero((frames < 1) | (frames != np.round(frames)))
+    # Boxes, scores and visibility are kept as float32: a larger value would become infinite.
+    bad = np.flatnonzero((np.abs(table) > _FLOAT32_MAX).any(axis=1))
     if bad.size:
-        raise UserError(f"{path}: row {bad[0] + 1}: frame number {frames[bad[0]]:g} is not a positive integer")
-    bad = np.flatnonzero((table[:, 4] <= 0) | (table[:, 5] <= 0))
+        raise UserError(f"{path}: row {bad[0] + 1}: a value beyond {_FLOAT32_MAX:.3g} in "
+                        f"{', '.join(f'{v:g}' for v in table[bad[0]])[:60]!r}")
+    _check_whole(path, table[:, 0], "frame number", low=1)
+    wh = table[:, 4:6].astype(np.float32)   # as kept: a tiny positive size would become 0
+    bad = np.flatnonzero((wh <= 0).any(axis=1))
     if bad.size:
         raise UserError(f"{path}: row {bad[0] + 1}: box width and height must be positive, "
                         f"got {table[bad[0], 4]:g}x{table[bad[0], 5]:g}")
     return table
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Frame numbers, ids and classes must be whole numbers within +-2**53 (exact in float64 and int64).
+_MAX_WHOLE = float(2 ** 53)
+
+
+def _check_whole(path: Path, values: np.ndarray, what: str, low: float = -_MAX_WHOLE) -> None:
+    """Fails in one line on the first value that is not a whole number in ``[low, 2**53]``."""
+    bad = np.flatnonzero((values < low) | (values > _MAX_WHOLE) | (values != np.round(values)))
+    if bad.size:
+        kind = "a positive integer" if low == 1 else "a non-negative integer" if low == 0 else "an integer"
+        raise UserError(f"{path}: row {bad[0] + 1}: {what} {values[bad[0]]:g} is not {kind}"
+                        f"{'' if abs(values[bad[0]]) <= _MAX_WHOLE else ' within 2^53'}")
 
 
 class FrameIndex:
@@ -231,9 +257,10 @@ def read_ground_truth(path: str | Path) -> GroundTruth:
     tlwh = table[:, 2:6].astype(np.float32)
     tlwh[:, :2] -= 1
     mot17 = 8 <= ncols <= 9
+    _check_whole(path, table[:, 1], "ground-truth id", low=0)
+    if mot17:
+        _check_whole(path, table[:, 7], "class")
     ids = table[:, 1].astype(np.int64)
-    if n and ids.min() < 0:
-        raise UserError(f"{path}: row {int(np.argmin(ids)) + 1}: ground-truth id {ids.min()} is negative")
     frames = table[:, 0].astype(np.int64)
     _check_unique_ids(path, frames, ids, "ground-truth")
     return GroundTruth(
@@ -301,6 +328,7 @@ def read_results(path: str | Path) -> TrackResults:
     tlwh = table[:, 2:6].astype(np.float32)
     tlwh[:, :2] -= 1
     scores = table[:, 6] if table.shape[1] > 6 else np.ones(len(table))
+    _check_whole(path, table[:, 1], "track id")
     frames, ids = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
     _check_unique_ids(path, frames, ids, "track")
     return TrackResults(frames, ids, tlwh, scores.astype(np.float32))
