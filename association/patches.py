@@ -63,6 +63,9 @@ def crop_resize(array: np.ndarray, tlwh: np.ndarray, height: int, width: int, pa
             out[i] = pad_value
             continue
         region = array[cy0:cy1, cx0:cx1]
+        if (x1 - x0) * (y1 - y0) > 4 * img_h * img_w:   # far larger than the image: never pad it whole
+            out[i] = _paste_scaled(region, (x0, y0, x1, y1), (cx0, cy0, cx1, cy1), height, width, pad_value)
+            continue
         if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
             value = pad_value if np.isscalar(pad_value) else tuple(float(v) for v in pad_value)
             region = cv2.copyMakeBorder(region, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1,
@@ -71,6 +74,21 @@ def crop_resize(array: np.ndarray, tlwh: np.ndarray, height: int, width: int, pa
         resized = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         out[i] = resized.reshape(height, width, channels)
     return out
+
+
+def _paste_scaled(region: np.ndarray, box, visible, height: int, width: int, pad_value) -> np.ndarray:
+    """The patch of a box much larger than the image: the visible ``region`` resized to its share of
+    the patch and pasted into padding (the same patch as padding the box first, without allocating it)."""
+    (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) = box, visible
+    patch = np.empty((height, width, region.shape[2]), region.dtype)
+    patch[:] = pad_value
+    sx, sy = width / (x1 - x0), height / (y1 - y0)
+    px0, py0 = min(int(round((cx0 - x0) * sx)), width - 1), min(int(round((cy0 - y0) * sy)), height - 1)
+    pw = min(max(1, int(round((cx1 - cx0) * sx))), width - px0)
+    ph = min(max(1, int(round((cy1 - cy0) * sy))), height - py0)
+    patch[py0:py0 + ph, px0:px0 + pw] = cv2.resize(region, (pw, ph), interpolation=cv2.INTER_AREA).reshape(
+        ph, pw, region.shape[2])
+    return patch
 
 
 def bgr_to_luv_normalised(patches_bgr: np.ndarray) -> np.ndarray:

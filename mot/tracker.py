@@ -239,6 +239,10 @@ class TrackManager:
     def _prepare(self, detections: Detections, frame: int, image) -> _Frame:
         """Confidence ranks, the low-ranked detections dropped, the association's per-frame work."""
         cfg = self.cfg
+        tlwh = detections.tlwh
+        usable = np.isfinite(tlwh).all(axis=1) & (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0) & np.isfinite(detections.scores)
+        if not usable.all():   # a box without a size or with a non-finite value cannot be tracked
+            detections = detections.select(usable)
         self.confidence.observe(detections.scores)
         ranks = self.confidence.rank(detections.scores)
         all_tlwh = detections.tlwh

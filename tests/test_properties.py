@@ -295,20 +295,38 @@ def test_regression_seqinfo_error_quotes_the_right_line(tmp_path):
         read_seqinfo(path)
 
 
-# Found at the edges of what mot.Detections accepts, in code this branch does not own (see
-# docs/scale.md, "Property tests"): strict xfails, so they turn red when the fix lands.
+# Found at the edges of what mot.Detections accepts (docs/scale.md, "Property tests"): a box without
+# a size is dropped by the track manager; a box far larger than the image is cropped without padding it whole.
 _IMAGE = np.random.default_rng(0).integers(0, 256, (72, 96, 3), dtype=np.uint8)
 
 
-@pytest.mark.xfail(strict=True, reason="mot/motion.py: Kalman update with a zero-height box -> singular matrix")
 def test_regression_zero_height_box_with_the_default_config():
     tracker = mot.Tracker(frame_rate=10, config="default")
     for _ in range(3):
         tracker.update(mot.Detections(np.float32([[10, 10, 5, 0]]), np.float32([1])), _IMAGE)
 
 
-@pytest.mark.xfail(strict=True, reason="association/patches.py: a box far larger than the image is padded, "
-                   "not clipped, before the crop is resized (allocates the whole box)")
 def test_regression_huge_box_with_the_default_config():
     tracker = mot.Tracker(frame_rate=10, config="default")
     tracker.update(mot.Detections(np.float32([[10, 10, 1e6, 1e6]]), np.float32([1])), _IMAGE)
+
+
+def test_zero_height_box_starts_no_track():
+    tracker = mot.Tracker(frame_rate=10, config="iou_only")
+    for _ in range(4):
+        tracks = tracker.update(mot.Detections(np.float32([[10, 10, 5, 0], [20, 20, 10, 30]]), np.float32([1, 1])))
+    assert len(tracks) == 1 and tracks.tlwh[0, 3] > 0
+
+
+def test_huge_box_patch_matches_padding_it_whole():
+    """The scaled path for boxes far larger than the image gives the patch that padding would."""
+    import cv2
+
+    from association.patches import crop_resize
+    image = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    box = np.float32([[-40, -30, 120, 90]])                       # 3x the image each way: the scaled path
+    got = crop_resize(image, box, 45, 60, pad_value=0)[0].astype(np.float32)
+    padded = cv2.copyMakeBorder(image, 30, 30, 40, 40, cv2.BORDER_CONSTANT, value=0)
+    want = cv2.resize(padded, (60, 45), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert np.abs(got - want).mean() < 2.0
+    assert (got[:10] == 0).all() and (got[-10:] == 0).all()       # the padding stays padding
