@@ -63,6 +63,11 @@ class Tracker:
         self._late: list[TrackResults] = []
 
     @property
+    def association(self):
+        """The association stage (its ``embedder``, when it has one, reports per-stage timing)."""
+        return self._association
+
+    @property
     def needs_image(self) -> bool:
         """Whether :meth:`update` needs the frame's image (appearance, camera motion, refiner)."""
         return bool(self._association.needs_image or self._manager.refiner is not None

@@ -58,7 +58,7 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
     timer = timer if timer is not None else StageTimer()
     detector = DETECTORS.build(cfg.detector, sequence=seq)
     tracker = Tracker(seq.info.frame_rate, cfg, timer=timer)
-    embedder = getattr(tracker._association, "embedder", None)
+    embedder = getattr(tracker.association, "embedder", None)
     frames = seq.frames(read_images=detector.needs_image or tracker.needs_image, prefetch=cfg.runtime.prefetch)
     report = progress if callable(progress) else None
     if progress is True:
