@@ -138,7 +138,7 @@ class Tracker:
 def output_delay(cfg: Config) -> int:
     """At most how many frames late a tracker built from ``cfg`` outputs a row."""
     t, r = cfg.tracker, cfg.refiner
-    delay = t.n_init - 1 if t.output_tentative_history else 0
+    delay = t.hits_to_confirm() - 1 if t.output_tentative_history else 0
     if r.enabled and r.carry and r.carry_output == "on_rematch":   # held until the track is found again
         delay += t.max_age + r.carry_max_frames + 1
     if t.validity:   # held until decided: validity_frames after birth, or when the track ends

@@ -58,3 +58,41 @@ class ScoreRanks:
     def rank_one(self, score: float) -> float:
         """The rank of one raw score (see :meth:`rank`)."""
         return float(self.rank(np.array([score], np.float32))[0])
+
+
+class TrackedPrecision:
+    """Per-sequence calibration of the ranks by the tracker's own outcome.
+
+    A rank says how a score compares with the sequence's other scores, not whether the detection is
+    a person: a clean detector's lowest-ranked tenth are still people, a noisy one's are clutter.
+    The tracker finds out as it goes. After every frame each detection (kept or dropped) is labelled
+    *supported* if it overlaps a confirmed track's box of that frame, and counted in its rank's bin
+    (``bins`` equal bins of [0, 1]). A rank's confidence is then the share of supported detections
+    in its bin, pulled towards the rank itself by ``prior`` pseudo-detections (so an unseen sequence
+    starts exactly as with plain ranks), made non-decreasing over the bins and interpolated between
+    the bin centres. Any increasing change of the score scale still changes nothing: only ranks go
+    in. Memory is two arrays of ``bins`` counts.
+    """
+
+    def __init__(self, bins: int = 10, prior: float = 50.0):
+        if bins < 2 or prior <= 0:
+            raise ValueError("TrackedPrecision needs bins >= 2 and prior > 0")
+        self.centres = (np.arange(bins) + 0.5) / bins
+        self.counts = np.zeros(bins)
+        self.supported = np.zeros(bins)
+        self.prior = float(prior)
+
+    def observe(self, ranks: np.ndarray, supported: np.ndarray) -> None:
+        """Counts one frame's detections: (N,) ranks and (N,) bool whether each was supported."""
+        ranks = np.asarray(ranks, np.float64).reshape(-1)
+        if not len(ranks):
+            return
+        bins = np.minimum((ranks * len(self.centres)).astype(np.int64), len(self.centres) - 1)
+        np.add.at(self.counts, bins, 1.0)
+        np.add.at(self.supported, bins, np.asarray(supported, np.float64).reshape(-1))
+
+    def confidence(self, ranks: np.ndarray) -> np.ndarray:
+        """(N,) float32 calibrated confidences in [0, 1] of (N,) ranks."""
+        share = (self.supported + self.prior * self.centres) / (self.counts + self.prior)
+        share = np.maximum.accumulate(share)
+        return np.interp(np.asarray(ranks, np.float64).reshape(-1), self.centres, share).astype(np.float32)

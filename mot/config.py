@@ -7,6 +7,7 @@ component's own ``Params`` dataclass when it is built).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -141,12 +142,18 @@ class TrackerConfig:
     # Confidence is a detection score's rank among the scores seen so far in the sequence, in [0, 1]
     # (mot/confidence.py): the same thresholds hold for any detector's score scale.
     confidence_memory: int = 65536  # scores kept for the ranks (a sorted sample; bounds memory)
+    confidence: str = "tracked"  # rank | tracked: the ranks recalibrated per sequence by which detections
+    #                              the confirmed tracks cover (mot/confidence.py TrackedPrecision); the
+    #                              *_rank thresholds and birth_evidence then apply to that confidence
+    confidence_prior: float = 50.0   # confidence "tracked": pseudo-detections pulling each bin to its rank
+    support_iou: float = 0.5     # confidence "tracked": a detection is supported if it overlaps a confirmed track this much
     min_rank: float = 0.1        # detections ranked below this are dropped before anything else
     high_rank: float = 0.3       # confident detections (rank >= this) are linked first by the association;
     #                              the others can only extend confirmed tracks, in the second stage
     second_stage: str = "iou"    # second stage: iou (predicted box overlap, ByteTrack) | association | none
     second_min_iou: float = 0.5  # second stage "iou": pairs overlapping less never link
     birth_rank: float = 0.6      # new tracks start only from unmatched confident detections ranked this high
+    birth_evidence: float = 0.0  # ... and are confirmed once their detections' ranks sum to this (and n_init hits)
     iou_first: bool = False      # before the association, link pairs whose IoU is unambiguous
     iou_first_min_iou: float = 0.5   # ... IoU(predicted track box, detection) at least this
     iou_first_max_other: float = 0.1  # ... while neither overlaps any other candidate more than this
@@ -166,6 +173,16 @@ class TrackerConfig:
             return "iou_first_max_other must be below iou_first_min_iou"
         if self.validity_frames < 0:
             return "validity_frames must be >= 0"
+        if self.confidence not in ("rank", "tracked"):
+            return f"confidence must be rank or tracked, got {self.confidence!r}"
+        if self.confidence_prior <= 0:
+            return "confidence_prior must be > 0"
+        if not 0 < self.support_iou <= 1:
+            return "support_iou must be in (0, 1]"
+        if self.birth_evidence < 0:
+            return "birth_evidence must be >= 0"
+        if self.birth_evidence > self.birth_rank and max(self.high_rank, self.min_rank) <= 0:
+            return "birth_evidence needs high_rank or min_rank above 0 (else a track may never be confirmed)"
         if self.confidence_memory < 2:
             return "confidence_memory must be >= 2"
         if self.n_init < 1:
@@ -179,6 +196,13 @@ class TrackerConfig:
         if self.camera_motion not in ("none", "flow"):
             return f"camera_motion must be none or flow, got {self.camera_motion!r}"
         return None
+
+    def hits_to_confirm(self) -> int:
+        """The most hits a tentative track can need: ``n_init``, or more when low-ranked detections
+        must add up to ``birth_evidence`` (each later hit ranks at least ``max(high_rank, min_rank)``)."""
+        lowest = max(self.high_rank, self.min_rank)
+        extra = self.birth_evidence - self.birth_rank
+        return max(self.n_init, 1 + (math.ceil(extra / lowest - 1e-9) if extra > 0 else 0))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from association.linking import link
 from mot.camera import CameraMotion, is_identity, warp_boxes
 from mot.config import TrackerConfig
-from mot.confidence import ScoreRanks
+from mot.confidence import ScoreRanks, TrackedPrecision
 from mot.geometry import cxcywh_to_tlwh, iou_matrix_tlwh, tlwh_to_cxcywh
 from mot.io import TrackResults
 from mot.motion import KalmanBox
@@ -128,7 +128,9 @@ class _Frame:
 
     Attributes:
         detections: the frame's detections kept (rank >= ``min_rank``), with the association's extras.
-        ranks: (D,) float32 their confidence ranks.
+        all_ranks: (A,) float32 the raw ranks of every usable detection (``all_tlwh``'s rows).
+        ranks: (D,) float32 the kept detections' confidences: their ranks, or with ``confidence:
+            tracked`` the ranks recalibrated by the tracks (:class:`mot.confidence.TrackedPrecision`).
         live: the tracks not removed, at the start of the frame (births are appended).
         confident: (C,) int64 indices of the confident detections not yet matched.
         weak: (W,) int64 indices of the low-confidence detections not yet matched.
@@ -140,6 +142,7 @@ class _Frame:
     image: np.ndarray | None
     detections: Detections
     all_tlwh: np.ndarray
+    all_ranks: np.ndarray
     ranks: np.ndarray
     live: list
     confident: np.ndarray
@@ -165,7 +168,8 @@ class TrackManager:
     Every detection score is turned into a confidence rank (:class:`mot.confidence.ScoreRanks`, one
     per sequence). Confident detections (``high_rank``) are linked first; the others can only
     extend confirmed tracks in a second stage; new tracks start only from confident detections
-    ranked at least ``birth_rank``.
+    ranked at least ``birth_rank``, and are confirmed on evidence: ``n_init`` hits whose ranks sum
+    to ``birth_evidence``.
 
     With ``camera_motion: flow`` each frame's camera motion (``mot.camera.CameraMotion``) moves every
     track before anything else looks at it.
@@ -189,6 +193,7 @@ class TrackManager:
         self.refiner = refiner
         self.validity = validity
         self.confidence = ScoreRanks(cfg.confidence_memory)
+        self.calibration = TrackedPrecision(prior=cfg.confidence_prior) if cfg.confidence == "tracked" else None
         #: size_row of the confident detections: where a person's size fits the image row (validity)
         self.size_ranks = ScoreRanks(cfg.confidence_memory)
         if refiner is not None:
@@ -244,7 +249,9 @@ class TrackManager:
         if not usable.all():   # a box without a size or with a non-finite value cannot be tracked
             detections = detections.select(usable)
         self.confidence.observe(detections.scores)
-        ranks = self.confidence.rank(detections.scores)
+        all_ranks = ranks = self.confidence.rank(detections.scores)
+        if self.calibration is not None:
+            ranks = self.calibration.confidence(all_ranks)
         all_tlwh = detections.tlwh
         if cfg.min_rank > 0:
             keep = ranks >= cfg.min_rank
@@ -258,7 +265,7 @@ class TrackManager:
         if self.validity is not None:
             self.size_ranks.observe(size_row(detections.tlwh[ranks >= max(cfg.high_rank, 0.5)]))
         live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
-        return _Frame(frame, image, detections, all_tlwh, ranks, live, index[confident], index[~confident])
+        return _Frame(frame, image, detections, all_tlwh, all_ranks, ranks, live, index[confident], index[~confident])
 
     def _refine(self, f: _Frame) -> None:
         if self.refiner is not None:
@@ -334,7 +341,7 @@ class TrackManager:
                 observe(track, dets, d, f.number)
             if track.state is TrackState.TENTATIVE:
                 track.pending.append((f.number, track.tlwh.copy(), track.score))
-                if track.hits >= cfg.n_init:
+                if self._confirmable(track):
                     track.state = TrackState.CONFIRMED
                     history = [(fr, track.id, b, sc) for fr, b, sc in track.pending[:-1]] \
                         if cfg.output_tentative_history else []
@@ -376,14 +383,22 @@ class TrackManager:
                           kalman=cfg.motion == "kalman", rank=float(f.ranks[d]))
             if observe is not None:
                 observe(track, f.detections, d, f.number)
-            if cfg.n_init <= 1:
+            if self._confirmable(track):
                 track.state = TrackState.CONFIRMED
                 track.pending = []
                 f.rows += self._emit(track, [(f.number, track.id, track.tlwh, track.score)])
             f.live.append(track)
 
+    def _confirmable(self, track: Track) -> bool:
+        """A tentative track is confirmed once it has ``n_init`` hits and its detections' ranks sum
+        to at least ``birth_evidence``: a person a clean detector ranks low for being in a crowd of
+        true detections is confirmed a few frames later, not never."""
+        return track.hits >= self.cfg.n_init and sum(track.ranks) >= self.cfg.birth_evidence
+
     def _output(self, f: _Frame) -> TrackResults:
         self.tracks = [t for t in f.live if t.state is not TrackState.REMOVED]
+        if self.calibration is not None:
+            self._calibrate(f)
         if self.refiner is not None:
             # New templates from detection boxes only: a carried box may have drifted.
             born = [t for t in self.tracks if t.start_frame == f.number]
@@ -393,6 +408,16 @@ class TrackManager:
         rows = _rows(f.rows)
         self.timer.lap("tracker")
         return rows
+
+    def _calibrate(self, f: _Frame) -> None:
+        """Teaches the confidence calibration which of this frame's detections (kept or dropped) the
+        confirmed tracks cover: overlap at least ``support_iou`` with a confirmed track's box of
+        this frame."""
+        boxes = [t.tlwh for t in self.tracks if t.state is TrackState.CONFIRMED and t.last_frame == f.number]
+        supported = np.zeros(len(f.all_tlwh), bool)
+        if boxes and len(f.all_tlwh):
+            supported = iou_matrix_tlwh(np.array(boxes, np.float32), f.all_tlwh).max(axis=0) >= self.cfg.support_iou
+        self.calibration.observe(f.all_ranks, supported)
 
     # --- output under the validity model ------------------------------------------------------
 

@@ -5,7 +5,7 @@ import pytest
 
 from association.iou import IoUAssociation, IoUParams
 from mot.config import TrackerConfig, load_config
-from mot.confidence import ScoreRanks
+from mot.confidence import ScoreRanks, TrackedPrecision
 from mot.errors import UserError
 from mot.tracker import TrackManager
 from mot.types import Detections
@@ -126,3 +126,75 @@ def test_confidence_config_is_checked():
         load_config(None, ["tracker.high_rank=1.5"])
     with pytest.raises(UserError, match="second_stage must be"):
         load_config(None, ["tracker.second_stage=hungarian"])
+
+
+def test_tracked_precision_starts_at_the_rank_and_learns():
+    """Unseen, the calibrated confidence is the rank; once the low ranks are seen covered by
+    tracks (a clean detector) it rises, once they are seen uncovered (clutter) it falls; it never
+    falls as the rank rises."""
+    probe = np.linspace(0, 1, 41)
+    cal = TrackedPrecision(bins=10, prior=50)
+    np.testing.assert_allclose(cal.confidence(probe), np.clip(probe, 0.05, 0.95), atol=1e-6)
+    clean, noisy = TrackedPrecision(), TrackedPrecision()
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        ranks = rng.uniform(0, 1, 10)
+        clean.observe(ranks, np.ones(10, bool))
+        noisy.observe(ranks, ranks > 0.7)
+    low = np.array([0.15])
+    assert clean.confidence(low)[0] > 0.8 > TrackedPrecision().confidence(low)[0]
+    assert noisy.confidence(low)[0] < 0.1
+    for cal in (clean, noisy):
+        c = cal.confidence(probe)
+        assert np.all(np.diff(c) >= 0) and np.all((c >= 0) & (c <= 1))
+
+
+def test_tracked_confidence_is_scale_free_and_serves_a_clean_detector():
+    """A clean detector whose scores are noise: every box is a person (eight walking, four more
+    entering at frame 20), plus clutter boxes, each in one frame, always scored below every
+    person. Plain ranks treat the lowest-scored people like the clutter; recalibrated by the
+    tracks, the low ranks that the tracks cover become confident, so more of the people's frames
+    are output, while the clutter (never covered) still never is. Scores x50 give the same tracks."""
+    rng = np.random.default_rng(3)
+    people = [_walk(60, x) for x in range(0, 1600, 200)] + [_walk(60, x, 3.0) for x in range(100, 900, 200)]
+    frames = []
+    for f in range(60):
+        boxes = [p[f] for k, p in enumerate(people) if k < 8 or f >= 20]
+        clutter = [np.array([rng.uniform(0, 1600), 400, 20, 50], np.float32) for _ in range(3)]
+        scores = np.concatenate([rng.uniform(0.3, 1.0, len(boxes)), rng.uniform(0.0, 0.25, 3)])
+        frames.append(Detections(np.stack(boxes + clutter), scores))
+    cfg = dict(n_init=3, camera_motion="none", min_rank=0.1, high_rank=0.3, birth_rank=0.6)
+    _, plain = _run(TrackerConfig(confidence="rank", **cfg), frames)
+    _, tracked = _run(TrackerConfig(confidence="tracked", **cfg), frames)
+    _, tracked50 = _run(TrackerConfig(confidence="tracked", **cfg),
+                        [Detections(d.tlwh, d.scores * 50) for d in frames])
+    n_plain, n_tracked = sum(len(r) for r in plain), sum(len(r) for r in tracked)
+    assert n_tracked > n_plain
+    assert not any(b[1] == 400 for r in tracked for b in r.tlwh)        # no clutter box output
+    for r1, r2 in zip(tracked, tracked50):
+        np.testing.assert_array_equal(r1.ids, r2.ids)
+        np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
+
+
+def test_birth_evidence_delays_confirmation_of_low_confidence_tracks():
+    """Births from rank 0.3 confirmed only when the ranks add up: a track of low-ranked hits needs
+    more frames than one of top-ranked hits, and its tentative frames are still output."""
+    strong, weak = _walk(10, 0), _walk(10, 400)
+    filler = np.array([900, 300, 20, 50], np.float32)    # scored lowest: ranked below high_rank, never born
+    frames = [Detections(np.stack([strong[f], weak[f], filler]), np.array([1.0, 0.5, 0.0])) for f in range(10)]
+    cfg = TrackerConfig(n_init=2, camera_motion="none", min_rank=0, high_rank=0.3, birth_rank=0.3,
+                        birth_evidence=1.5)
+    manager, out = _run(cfg, frames)
+    first = {}
+    for f, r in enumerate(out, 1):
+        for i, b in zip(r.ids, r.tlwh):
+            first.setdefault(b[0] < 200, f)
+            assert b[0] < 800
+    assert first[True] == 2 and first[False] > 2
+    rows = [(int(i), b[0] >= 200) for r in out for i, b in zip(r.ids, r.tlwh)]
+    assert sum(1 for _, w in rows if w) == 10            # the tentative frames are output on confirmation
+    assert cfg.hits_to_confirm() >= first[False]
+    with pytest.raises(UserError, match="birth_evidence"):
+        load_config(None, ["tracker.birth_evidence=-1"])
+    with pytest.raises(UserError, match="confidence must be"):
+        load_config(None, ["tracker.confidence=platt"])
