@@ -9,6 +9,10 @@ of the score scale (``x * 50``, ``log x`` ...) leaves every rank unchanged.
 
 Warm-up: a frame's scores are observed before that frame is ranked, so the first frame's
 detections are ranked among themselves, and the scale settles as the sequence goes on.
+
+A rank still assumes a share of the detections is false. :class:`TrackedPrecision` recalibrates
+the ranks per sequence by the tracker's own outcome (which ranks the confirmed tracks cover), so a
+clean detector's low ranks become confident and a noisy one's stay low.
 """
 
 from __future__ import annotations

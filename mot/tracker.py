@@ -9,6 +9,7 @@ second stage for the low-confidence ones), update the matched tracks, handle the
 
 from __future__ import annotations
 
+import collections
 import enum
 import itertools
 from dataclasses import dataclass, field
@@ -48,8 +49,8 @@ class Track:
         last_detected: the last frame with a matched detection (``< last_frame`` while carried).
         start_frame: the frame the track was born.
         score: the last matched detection's raw score.
-        scores: the matched detections' raw scores, in order (one per hit).
-        ranks: the matched detections' confidence ranks in [0, 1] when matched (one per hit).
+        scores: the matched detections' raw scores, in order (one per hit; the last ``HISTORY``).
+        ranks: the matched detections' confidences in [0, 1] when matched (likewise).
         appearance: the association's per-track state (``association.learned.AppearanceGallery``),
             written only by the association's ``observe``.
         refinement: the refiner's per-track state (``mot.refiner.RefinerState``), written only by
@@ -57,6 +58,10 @@ class Track:
         evidence: what the validity model will judge the track on (``mot.validity.TrackEvidence``).
         verdict: the validity model's decision (None: not yet asked; False: never output).
     """
+
+    #: hits whose score and confidence are kept: the refiner's gate and the validity model read their
+    #: median, so a track 100,000 frames long costs no more memory than one of 256 hits
+    HISTORY = 256
 
     def __init__(self, track_id: int, tlwh: np.ndarray, score: float, frame: int, kalman: bool = False,
                  rank: float = 1.0):
@@ -69,8 +74,8 @@ class Track:
         self.last_frame = frame
         self.last_detected = frame
         self.score = float(score)
-        self.scores = [self.score]
-        self.ranks = [float(rank)]
+        self.scores = collections.deque([self.score], maxlen=self.HISTORY)
+        self.ranks = collections.deque([float(rank)], maxlen=self.HISTORY)
         self.pending: list[tuple[int, np.ndarray, float]] = [(frame, self.tlwh.copy(), self.score)]
         self.appearance = None
         self.refinement = None

@@ -77,3 +77,13 @@ def test_empty_frames():
     tr = _tracker()
     out = tr.update(Detections.empty(), 1)
     assert len(out) == 0 and out.tlwh.shape == (0, 4)
+
+
+def test_track_history_is_bounded():
+    """A long track keeps only its last HISTORY scores and confidences (memory on long runs)."""
+    from mot.tracker import Track
+    track = Track(1, np.array([0, 0, 10, 20], np.float32), 0.5, 1)
+    for f in range(2, 2 + 3 * Track.HISTORY):
+        track.update(np.array([f, 0, 10, 20], np.float32), float(f), f, 0.6, rank=0.9)
+    assert len(track.scores) == len(track.ranks) == Track.HISTORY
+    assert track.scores[-1] == float(1 + 3 * Track.HISTORY) and track.hits == 1 + 3 * Track.HISTORY
