@@ -3,7 +3,7 @@
 A third depthwise-correlation branch of the template and search features gives a response vector
 per score-map position. At the position the SiamRPN search chose, that vector is decoded into a
 coarse 8x8 mask and refined upward with the search crop's own backbone features at strides 8, 4
-and 2 (SiamMask's refinement module, shrunk): the result is ``mask_size`` square logits of the
+and 2 (SiamMask's refinement module, shrunk): the result is :func:`mask_size` square logits of the
 target over the template-sized window of the search crop that the position stands for (crop
 pixels ``[stride * i, stride * i + template_size)``, rows and columns).
 
@@ -31,8 +31,11 @@ MASK_WEIGHTS_VERSION = 1
 MASK_WEIGHTS_FORMAT = "siamese-mot-siammask"
 #: The head that ships with the package.
 DEFAULT_MASK_NAME = "siammask.pt"
-#: Side of the predicted mask (logits over the template-sized window of the search crop).
-MASK_SIZE = 32
+
+
+def mask_size(geometry: Geometry) -> int:
+    """Side of the predicted mask: the window at stride 2 (32 for the shipped 64-pixel template)."""
+    return 4 * (geometry.template_size // geometry.stride)
 
 
 def backbone_levels(net: SiamRPNNet, x: torch.Tensor) -> list[torch.Tensor]:
@@ -46,7 +49,7 @@ def backbone_levels(net: SiamRPNNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 class MaskHead(nn.Module):
-    """The mask branch: correlation at one position -> ``MASK_SIZE`` square logits.
+    """The mask branch: correlation at one position -> :func:`mask_size` square logits.
 
     Args:
         geometry: the SiamRPN geometry (backbone width, template and search sizes).
@@ -59,7 +62,8 @@ class MaskHead(nn.Module):
         self.geometry = geometry
         self.kernel = nn.Sequential(nn.Conv2d(c, c, 3, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.search = nn.Sequential(nn.Conv2d(c, c, 3, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-        self.decode = nn.Sequential(nn.Linear(c, 128), nn.ReLU(inplace=True), nn.Linear(128, 8 * 8 * 8))
+        self.cells = geometry.template_size // geometry.stride   # the window's side at stride 8
+        self.decode = nn.Sequential(nn.Linear(c, 128), nn.ReLU(inplace=True), nn.Linear(128, 8 * self.cells ** 2))
         self.lat8 = nn.Sequential(nn.Conv2d(c, 16, 1), nn.ReLU(inplace=True))
         self.lat4 = nn.Sequential(nn.Conv2d(2 * w, 8, 1), nn.ReLU(inplace=True))
         self.lat2 = nn.Sequential(nn.Conv2d(w, 8, 1), nn.ReLU(inplace=True))
@@ -80,15 +84,14 @@ class MaskHead(nn.Module):
             position: (B, 2) int64 score-map (row, column) of each pair.
 
         Returns:
-            (B, MASK_SIZE, MASK_SIZE) float32 logits over the window of each position.
+            (B, m, m) float32 logits over the window of each position, m = :func:`mask_size`.
         """
-        g = self.geometry
         b = kernel.shape[0]
         corr = xcorr_depthwise(self.search(levels[-1]), kernel)          # (B, C, n, n)
         rows = torch.arange(b, device=kernel.device)
         vec = corr[rows, :, position[:, 0], position[:, 1]]              # (B, C)
-        x = self.decode(vec).reshape(b, 8, 8, 8)
-        cells = g.template_size // g.stride                              # window side at stride 8
+        cells = self.cells
+        x = self.decode(vec).reshape(b, 8, cells, cells)
         x = self.up8(torch.cat([x, self.lat8(_windows(levels[-1], position, cells, 1))], 1))
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         x = self.up4(torch.cat([x, self.lat4(_windows(levels[1], position, 2 * cells, 2))], 1))
@@ -106,7 +109,7 @@ def _windows(feature: torch.Tensor, position: torch.Tensor, side: int, step: int
 def save_mask_weights(path: str | Path, head: MaskHead, extra: dict | None = None) -> None:
     """Saves the head's state dict with the metadata :func:`load_mask_weights` checks, plus ``extra``
     (the training command, data and scores: plain values only)."""
-    meta = {"format": MASK_WEIGHTS_FORMAT, "version": MASK_WEIGHTS_VERSION, "mask_size": MASK_SIZE,
+    meta = {"format": MASK_WEIGHTS_FORMAT, "version": MASK_WEIGHTS_VERSION, "mask_size": mask_size(head.geometry),
             "geometry": dataclasses.asdict(head.geometry), **(extra or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,10 +138,10 @@ def load_mask_weights(path: str | Path, geometry: Geometry) -> tuple[MaskHead, d
         raise UserError(f"{path}: not a SiamMask weights file (no '{MASK_WEIGHTS_FORMAT}' metadata)")
     if meta.get("version") != MASK_WEIGHTS_VERSION:
         raise UserError(f"{path}: SiamMask weights version {meta.get('version')}, this code reads {MASK_WEIGHTS_VERSION}")
-    if meta.get("mask_size") != MASK_SIZE:
-        raise UserError(f"{path}: SiamMask mask size {meta.get('mask_size')}, this code predicts {MASK_SIZE}")
     if meta.get("geometry") != dataclasses.asdict(geometry):
         raise UserError(f"{path}: SiamMask weights were trained for another SiamRPN geometry than the refiner's")
+    if meta.get("mask_size") != mask_size(geometry):
+        raise UserError(f"{path}: SiamMask mask size {meta.get('mask_size')}, this code predicts {mask_size(geometry)}")
     head = MaskHead(geometry)
     state = blob.get("state_dict")
     try:

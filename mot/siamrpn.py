@@ -147,8 +147,11 @@ class SiamRPNNet(nn.Module):
             cls: (B, k, 2, n, n) float32 logits (background, target) per anchor.
             loc: (B, k, 4, n, n) float32 offsets (dx, dy, dw, dh) per anchor.
         """
-        f = self.backbone(x)
-        b, n, k = x.shape[0], self.geometry.score_size, self.geometry.k
+        return self.correlate(template, self.backbone(x))
+
+    def correlate(self, template: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`search` from the search crops' backbone features ``f`` (B, C, S/8, S/8)."""
+        b, n, k = f.shape[0], self.geometry.score_size, self.geometry.k
         cls = self.cls.head(xcorr_depthwise(self.cls.search(f), template[:, 0]))
         loc = self.loc.head(xcorr_depthwise(self.loc.search(f), template[:, 1]))
         return cls.reshape(b, k, 2, n, n), loc.reshape(b, k, 4, n, n)

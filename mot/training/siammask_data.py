@@ -27,7 +27,7 @@ from association.patches import crop_resize
 from mot.errors import UserError
 from mot.geometry import iou_matrix_tlwh, tlwh_to_cxcywh
 from mot.siamrpn import Geometry, context_size, square_regions
-from mot.siammask import MASK_SIZE
+from mot.siammask import mask_size
 from mot.training.siamrpn_data import Augment
 
 #: Side of the stored crops (template-scale pixels): room for the search crop's shift and scale.
@@ -171,8 +171,8 @@ def sample_mask_pair(bank: MaskBank, rng: np.random.Generator, aug: Augment, pos
         position: (2,) int64 score-map (row, column) whose window the target covers: the nearest
             to the target's centre, moved by one cell with probability ``position_jitter`` (the
             search's chosen anchor is rarely exact).
-        target: (MASK_SIZE, MASK_SIZE) float32 in [0, 1] the target's mask over that window.
-        weight: (MASK_SIZE, MASK_SIZE) float32, 0 in ignore regions.
+        target: (m, m) float32 in [0, 1] the target's mask over that window, m = ``mask_size(geometry)``.
+        weight: (m, m) float32, 0 in ignore regions.
     """
     g = bank.geometry
     rows, frames = bank.tracks[int(rng.integers(len(bank.tracks)))]
@@ -199,10 +199,11 @@ def sample_mask_pair(bank: MaskBank, rng: np.random.Generator, aug: Augment, pos
     if rng.random() < position_jitter:
         pos = np.clip(pos + rng.integers(-1, 2, 2), 0, n - 1)
     r0, c0 = pos * g.stride
+    m_side = mask_size(g)
     win = target[r0:r0 + t, c0:c0 + t].astype(np.float32) / 255.0
     ign = ignore[r0:r0 + t, c0:c0 + t].astype(np.float32)
-    win = cv2.resize(win, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_AREA)
-    weight = 1.0 - (cv2.resize(ign, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_AREA) >= 0.5)
+    win = cv2.resize(win, (m_side, m_side), interpolation=cv2.INTER_AREA)
+    weight = 1.0 - (cv2.resize(ign, (m_side, m_side), interpolation=cv2.INTER_AREA) >= 0.5)
     if rng.random() < aug.flip_rate:
         template, search = template[:, ::-1], search[:, ::-1]
         win, weight = win[:, ::-1], weight[:, ::-1]
