@@ -13,8 +13,6 @@ pycocotools does the run-length encoding; it is an optional dependency (the ``ma
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import cv2
 import numpy as np
 
 from mot.errors import UserError
+from mot.io import StreamedFile
 
 #: The MOTS class of a pedestrian.
 PEDESTRIAN_CLASS = 2
@@ -177,7 +176,7 @@ def frame_lines(frame: int, ids: np.ndarray, tlwh: np.ndarray, masks: list[Paste
     return format_mots(frame, [ids[k] for k in keep], [encode_rle(masks[k], image_hw) for k in keep], image_hw)
 
 
-class MaskWriter:
+class MaskWriter(StreamedFile):
     """Streams a MOTS mask file as frames become final (like :class:`mot.io.ResultWriter`): rows
     may come ``delay`` frames late; the file is written under a temporary name and renamed by
     :meth:`close`, so a failed run leaves nothing.
@@ -190,12 +189,9 @@ class MaskWriter:
 
     def __init__(self, path: str | Path, delay: int = 0, image_hw: tuple[int, int] | None = None):
         require_pycocotools()
-        self.path = Path(path)
+        super().__init__(path)
         self.image_hw = None if image_hw is None else (int(image_hw[0]), int(image_hw[1]))
         self.delay = int(delay)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self._fh = os.fdopen(fd, "w")
         self._pending: dict[int, list] = {}
 
     def add(self, frames: np.ndarray, ids: np.ndarray, tlwh: np.ndarray, masks: list, frame: int,
@@ -214,24 +210,8 @@ class MaskWriter:
             ids = np.array([r[0] for r in rows], np.int64)
             self._fh.write(frame_lines(f, ids, np.stack([r[1] for r in rows]), [r[2] for r in rows], self.image_hw))
 
-    def close(self) -> None:
-        from mot.io import _put_in_place
+    def _finish(self) -> None:
         self._write_until(None)
-        _put_in_place(self._fh, self._tmp, self.path)
-
-    def discard(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-        Path(self._tmp).unlink(missing_ok=True)
-
-    def __enter__(self) -> "MaskWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
 
 def read_mots(path: str | Path) -> dict[int, list[tuple[int, int, int, int, str]]]:

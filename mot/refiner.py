@@ -266,8 +266,9 @@ class Refiner:
         if not todo or image_bgr is None:
             return
         expected = np.array([t.predict(frame) for t in todo], np.float32)
-        found = self.searcher.search(image_bgr, torch.stack([t.refinement.template for t in todo]), expected,
-                                     masks=self.cfg.mask)
+        templates = torch.stack([t.refinement.template for t in todo])
+        found = (self.searcher.search(image_bgr, templates, expected, masks=True) if self.cfg.mask
+                 else self.searcher.search(image_bgr, templates, expected))
         boxes, scores = found[:2]
         for k, (t, box, score) in enumerate(zip(todo, boxes, scores)):
             state = t.refinement

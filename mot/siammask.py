@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mot.errors import UserError
-from mot.siamrpn import Geometry, SiamRPNNet, xcorr_depthwise
+from mot.siamrpn import Geometry, SiamRPNNet, read_weights_file, xcorr_depthwise
 
 #: The format of the mask head's weights file; bump it when the head or its inputs change.
 MASK_WEIGHTS_VERSION = 1
@@ -127,17 +127,7 @@ def load_mask_weights(path: str | Path, geometry: Geometry) -> tuple[MaskHead, d
             the SiamRPN's, or tensors that do not fit the head (one line each).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: SiamMask weights not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{path}: not a readable SiamMask weights file ({type(exc).__name__})") from None
-    meta = blob.get("meta") if isinstance(blob, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != MASK_WEIGHTS_FORMAT:
-        raise UserError(f"{path}: not a SiamMask weights file (no '{MASK_WEIGHTS_FORMAT}' metadata)")
-    if meta.get("version") != MASK_WEIGHTS_VERSION:
-        raise UserError(f"{path}: SiamMask weights version {meta.get('version')}, this code reads {MASK_WEIGHTS_VERSION}")
+    blob, meta = read_weights_file(path, "SiamMask", MASK_WEIGHTS_FORMAT, MASK_WEIGHTS_VERSION)
     if meta.get("geometry") != dataclasses.asdict(geometry):
         raise UserError(f"{path}: SiamMask weights were trained for another SiamRPN geometry than the refiner's")
     if meta.get("mask_size") != mask_size(geometry):

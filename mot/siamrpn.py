@@ -319,6 +319,27 @@ def save_weights(path: str | Path, net: SiamRPNNet, extra: dict | None = None) -
     tmp.replace(path)
 
 
+def read_weights_file(path: Path, what: str, fmt: str, version: int) -> tuple[dict, dict]:
+    """A weights file's ``{"meta", "state_dict"}`` blob and its metadata, read with
+    ``weights_only=True``; ``what`` names the model in the errors.
+
+    Raises:
+        UserError: a missing or unreadable file, another format or another version (one line each).
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: {what} weights not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise UserError(f"{path}: not a readable {what} weights file ({type(exc).__name__})") from None
+    meta = blob.get("meta") if isinstance(blob, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise UserError(f"{path}: not a {what} weights file (no '{fmt}' metadata)")
+    if meta.get("version") != version:
+        raise UserError(f"{path}: {what} weights version {meta.get('version')}, this code reads {version}")
+    return blob, meta
+
+
 def load_weights(path: str | Path) -> tuple[SiamRPNNet, dict]:
     """Loads weights saved by :func:`save_weights` (``weights_only=True``: no pickled code).
 
@@ -327,17 +348,7 @@ def load_weights(path: str | Path) -> tuple[SiamRPNNet, dict]:
             not match the network this code builds (input sizes, anchors, tensor shapes).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: SiamRPN weights not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{path}: not a readable SiamRPN weights file ({type(exc).__name__})") from None
-    meta = blob.get("meta") if isinstance(blob, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != WEIGHTS_FORMAT:
-        raise UserError(f"{path}: not a SiamRPN weights file (no '{WEIGHTS_FORMAT}' metadata)")
-    if meta.get("version") != WEIGHTS_VERSION:
-        raise UserError(f"{path}: SiamRPN weights version {meta.get('version')}, this code reads {WEIGHTS_VERSION}")
+    blob, meta = read_weights_file(path, "SiamRPN", WEIGHTS_FORMAT, WEIGHTS_VERSION)
     names = {f.name for f in dataclasses.fields(Geometry)}
     raw = meta.get("geometry")
     if not isinstance(raw, dict) or set(raw) != names:
