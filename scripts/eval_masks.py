@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Masks of a tracker run vs filled boxes (mask IoU, MOTS HOTA), or the mask branch's cost per frame."""
+"""Masks of a tracker run vs filled boxes (mask IoU, MOTS HOTA), the mask branch's cost per frame, video frames."""
 
 import argparse
 import json
@@ -18,6 +18,10 @@ def main(argv=None) -> int:
     cost.add_argument("--tracks", type=int, nargs="+", default=[10, 50])
     cost.add_argument("--mask-weights", default="siammask.pt")
     cost.add_argument("--repeats", type=int, default=5)
+    frames = sub.add_parser("frames", help="save some frames of a --save-video output as small JPEGs")
+    frames.add_argument("--video", required=True)
+    frames.add_argument("--frames", type=int, nargs="+", required=True, help="1-based frame numbers")
+    frames.add_argument("--out", required=True, help="output path with {frame}, e.g. docs/images/siammask_{frame}.jpg")
     args = parser.parse_args(argv)
 
     from mot.errors import UserError
@@ -26,6 +30,10 @@ def main(argv=None) -> int:
         if args.command == "eval":
             from mot.studies.masks import evaluate_masks
             print(json.dumps(evaluate_masks(args.seq, args.masks, args.run), indent=1))
+        elif args.command == "frames":
+            from mot.studies.masks import save_video_frames
+            for path in save_video_frames(args.video, args.frames, args.out):
+                print(f"{path} ({path.stat().st_size // 1024} KB)")
         else:
             import cv2
             from mot.studies.masks import refiner_cost

@@ -226,3 +226,42 @@ def refiner_cost(image_bgr: np.ndarray, counts: list[int], mask_weights: str | N
             times["paste_ms"].append(t2 - t1)
         rows.append({"tracks": n, **{k: round(1000 * float(np.median(v)), 1) for k, v in times.items()}})
     return rows
+
+
+def save_video_frames(video: str | Path, frames: list[int], pattern: str | Path, max_width: int = 960,
+                      quality: int = 85) -> list[Path]:
+    """Saves some frames of a video as small JPEGs (for the docs).
+
+    Args:
+        video: the video file (``--save-video``'s output).
+        frames: 1-based frame numbers.
+        pattern: the output path with ``{frame}`` in it, e.g. ``docs/images/siammask_{frame}.jpg``.
+        max_width: frames wider than this are shrunk (area averaging).
+        quality: JPEG quality.
+    """
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise UserError(f"{video}: not a readable video")
+    out, want, n = [], set(frames), 0
+    try:
+        while want:
+            ok, image = cap.read()
+            if not ok:
+                break
+            n += 1
+            if n not in want:
+                continue
+            want.discard(n)
+            if image.shape[1] > max_width:
+                scale = max_width / image.shape[1]
+                image = cv2.resize(image, (max_width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            path = Path(str(pattern).format(frame=n))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            path.write_bytes(data.tobytes())
+            out.append(path)
+    finally:
+        cap.release()
+    if want:
+        raise UserError(f"{video}: has no frame {min(want)}")
+    return out
