@@ -256,6 +256,8 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
     for i, (path, name) in enumerate(zip(paths, names)):
         record = records.read_complete(out_dir, name, config_sha256, out_dir / f"{name}.txt", videos[path]) \
             if resume else None
+        if record is not None and cfg.refiner.mask and not (out_dir / f"{name}.masks.txt").is_file():
+            record = None   # the masks of a complete run are part of it
         if record is not None:
             runs[i] = _from_record(record)
     todo = [i for i in range(len(paths)) if i not in runs]

@@ -13,7 +13,7 @@ def main(argv=None) -> int:
     parser.add_argument("--masks", required=True, help="the masks data folder (PennFudanPed/, MOTS/)")
     parser.add_argument("--out", required=True, help="weights file to write")
     parser.add_argument("--siamrpn", default="siamrpn.pt", help="the frozen SiamRPN weights (default: shipped)")
-    parser.add_argument("--steps", type=int, help="training steps (default 1200)")
+    parser.add_argument("--steps", type=int, help="training steps (default 2500)")
     parser.add_argument("--batch-size", type=int, help="pairs per step (default 32)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default 1)")

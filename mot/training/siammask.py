@@ -33,7 +33,7 @@ class MaskTrainParams:
     sources: list[str] = field(default_factory=list)   # "pennfudan" and/or MOT17 sequence folders
     mask_root: str = ""          # the data/masks folder (PennFudanPed/, MOTS/)
     siamrpn: str = "siamrpn.pt"  # the frozen SiamRPN (shipped name or path)
-    steps: int = 1200
+    steps: int = 2500
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
