@@ -131,6 +131,7 @@ class SiamRPN:
         return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
 
     def _template(self, z: torch.Tensor) -> torch.Tensor:
+        """Template crops -> kernels: class and box (and mask, with a mask head), one backbone pass."""
         if self.mask_head is None:
             return self.net.template(z)
         f = self.net.backbone(z)
@@ -142,10 +143,9 @@ class SiamRPN:
 
         Args:
             image_bgr: (H, W, 3) uint8 BGR frame.
-            templates: (N, 2, C, h, h) from :meth:`templates`.
+            templates: (N, 2, C, h, h) from :meth:`templates` ((N, 3, C, h, h) with a mask head).
             tlwh: (N, 4) float32 expected boxes (0-based pixels): the search is centred on each and
                 scaled by its size, which is also the size the penalties compare against.
-
             masks: also the target's mask at the chosen position (needs a mask head and templates
                 made with it).
 
@@ -166,7 +166,7 @@ class SiamRPN:
         g = self.geometry
         prior = tlwh_to_cxcywh(tlwh)
         regions = square_regions(prior[:, :2], context_size(tlwh, g.context) * g.search_size / g.template_size)
-        boxes, scores, probs = [], [], []
+        boxes, scores, probs, positions = [], [], [], []
         for i in range(0, len(tlwh), self.batch_size):
             sl = slice(i, i + self.batch_size)
             x = self._input(image_bgr, regions[sl], g.search_size)
@@ -184,14 +184,15 @@ class SiamRPN:
                 cell = best % (g.score_size * g.score_size)
                 position = torch.stack([cell // g.score_size, cell % g.score_size], dim=1)
                 probs.append(torch.sigmoid(self.mask_head(templates[sl, 2], levels, position)))
-                positions = position if i == 0 else torch.cat([positions, position])
+                positions.append(position)
         boxes = torch.cat(boxes).cpu().numpy()
         out = cxcywh_to_tlwh(boxes), torch.cat(scores).cpu().numpy().astype(np.float32)
         if not masks:
             return out
         # The window of score-map cell (i, j): search-crop pixels [stride * i, stride * i + template_size).
         scale = regions[:, 2:3] / g.search_size
-        windows = np.concatenate([regions[:, :2] + positions.cpu().numpy()[:, ::-1] * g.stride * scale,
+        cells = torch.cat(positions).cpu().numpy()[:, ::-1]          # (column, row) of each window
+        windows = np.concatenate([regions[:, :2] + cells * g.stride * scale,
                                   np.repeat(g.template_size * scale, 2, axis=1)], axis=1).astype(np.float32)
         return out + (torch.cat(probs).cpu().numpy().astype(np.float32), windows)
 

@@ -214,3 +214,15 @@ def test_missing_pycocotools_is_a_one_line_error(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="pip install pycocotools") as info:
         MaskWriter(tmp_path / "S.masks.txt")
     assert "\n" not in str(info.value)
+
+
+def test_shipped_mask_head_fits_the_shipped_siamrpn():
+    from mot.siammask import DEFAULT_MASK_NAME
+    from mot.siamrpn import DEFAULT_NAME, load_weights
+    from mot.weights import shipped
+
+    net, _ = load_weights(shipped(DEFAULT_NAME))
+    path = shipped(DEFAULT_MASK_NAME)
+    head, meta = load_mask_weights(path, net.geometry)
+    assert path.stat().st_size < 2 * 1024 * 1024
+    assert "train_siammask.py" in meta["command"]
