@@ -216,7 +216,7 @@ class RefinerConfig:
 
     def validate(self):
         if self.mask and not self.enabled:
-            return "refiner.mask needs the refiner: set refiner.enabled: true as well"
+            return "mask: true needs the refiner on (set refiner.enabled: true as well)"
         if self.carry_output not in ("on_rematch", "immediate"):
             return f"carry_output must be on_rematch or immediate, got {self.carry_output!r}"
         if self.carry_correction not in ("none", "drift", "interpolate"):

@@ -234,6 +234,9 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
     removed at the start and written at the end from every sequence's record, so it always
     describes the result files beside it.
     """
+    if cfg.refiner.mask:   # fail before any work, not once per sequence
+        from mot.masks import require_pycocotools
+        require_pycocotools()
     out_dir = Path(out_dir).resolve() if cluster else Path(out_dir)
     paths = [p.resolve() for p in discover(data, seqs)] if cluster else discover(data, seqs)
     names = [p.stem if p.is_file() else p.name for p in paths]

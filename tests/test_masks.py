@@ -154,7 +154,7 @@ def test_mask_weights_metadata_checked(tiny_files, tmp_path):
 
 
 def test_mask_config_needs_the_refiner():
-    with pytest.raises(UserError, match="refiner.mask needs the refiner"):
+    with pytest.raises(UserError, match=r"refiner: mask: true needs the refiner on \(set refiner.enabled: true"):
         load_config(None, ["refiner.mask=true"])
     cfg = load_config(None, ["refiner.enabled=true", "refiner.mask=true"])
     assert cfg.refiner.mask and not load_config(None).refiner.mask
@@ -226,3 +226,16 @@ def test_shipped_mask_head_fits_the_shipped_siamrpn():
     head, meta = load_mask_weights(path, net.geometry)
     assert path.stat().st_size < 2 * 1024 * 1024
     assert "train_siammask.py" in meta["command"]
+
+
+def test_run_without_pycocotools_stops_before_any_work(monkeypatch, synthetic_root, tmp_path):
+    import sys
+
+    from mot.pipeline import run
+
+    monkeypatch.setitem(sys.modules, "pycocotools", None)
+    monkeypatch.setitem(sys.modules, "pycocotools.mask", None)
+    cfg = load_config("iou_only", ["refiner.enabled=true", "refiner.mask=true"])
+    with pytest.raises(UserError, match="pycocotools"):
+        run(synthetic_root / "SYN-B", cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
