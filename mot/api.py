@@ -56,6 +56,7 @@ class Tracker:
         if cfg.refiner.enabled:
             from mot.refiner import build_refiner  # torch is imported only when the refiner is on
             refiner = build_refiner(cfg.refiner, cfg.runtime)
+            refiner.mask_delay = output_delay(cfg)
         self._manager = TrackManager(cfg.tracker, association, refiner, timer=self.timer,
                                      validity=build_validity(cfg.tracker))
         self._association = association
@@ -115,6 +116,20 @@ class Tracker:
         if not now.all():
             self._late.append(rows.select(~now))
         return rows.select(now)
+
+    def masks(self, rows: TrackResults) -> list:
+        """The masks of rows this tracker returned (``refiner.mask``), each handed out once.
+
+        Returns:
+            One ``mot.masks.PastedMask`` (a bitmap clipped to the frame, with its top-left pixel)
+            or None per row; all None when masks are off. Call it right after :meth:`update`,
+            :meth:`late` or :meth:`flush` returned the rows (the masks of ended tracks are dropped
+            at the next frame).
+        """
+        refiner = self._manager.refiner
+        if refiner is None or not refiner.cfg.mask:
+            return [None] * len(rows)
+        return refiner.take_masks(rows.frames, rows.ids)
 
     def late(self) -> TrackResults:
         """The rows of earlier frames that became final since the last call (sorted by frame, id):

@@ -230,8 +230,17 @@ class RefinerConfig:
     window_influence: float = 0.4  # weight of the cosine window against the penalised score
     size_lr: float = 0.4         # how fast the box size follows the refiner (times penalty x score)
     batch_size: int = 64         # tracks per forward pass (more are split)
+    # SiamMask (docs/masks.md): a mask per track and frame from the refiner's search, written as
+    # <SEQ>.masks.txt (MOTS text, COCO RLE; needs pycocotools) and shaded by --save-video.
+    mask: bool = False           # needs enabled: true
+    mask_weights: str = "siammask.pt"  # the mask head: a shipped name in mot/weights, or a path
+    mask_threshold: float = 0.5  # mask pixels are those with probability at least this
+    mask_min_iou: float = 0.5    # a track's output box overlapping its search's box less (IoU) is searched
+    #                              again around the output box for its mask
 
     def validate(self):
+        if self.mask and not self.enabled:
+            return "mask: true needs the refiner on (set refiner.enabled: true as well)"
         if self.carry_output not in ("on_rematch", "immediate"):
             return f"carry_output must be on_rematch or immediate, got {self.carry_output!r}"
         if self.carry_correction not in ("none", "drift", "interpolate"):
@@ -239,7 +248,8 @@ class RefinerConfig:
         if self.fuse not in ("none", "replace", "average"):
             return f"fuse must be none, replace or average, got {self.fuse!r}"
         for name in ("fuse_weight", "fuse_min_score", "carry_min_score", "carry_max_overlap", "carry_min_score_rank",
-                     "carry_min_agreement", "template_max_overlap", "window_influence", "size_lr"):
+                     "carry_min_agreement", "template_max_overlap", "window_influence", "size_lr",
+                     "mask_threshold", "mask_min_iou"):
             if not 0 <= getattr(self, name) <= 1:
                 return f"{name} must be in [0, 1]"
         if self.carry_max_frames < 0 or self.max_search_gap < 1 or self.batch_size < 1:

@@ -347,7 +347,42 @@ def write_results(path: str | Path, results: TrackResults) -> None:
     atomic_write_text(path, format_results(results))
 
 
-class ResultWriter:
+class StreamedFile:
+    """A text file streamed under a temporary name in its folder and renamed by :meth:`close`:
+    readers never see a part of it, and a run that fails (or :meth:`discard`) leaves nothing.
+    Subclasses write to ``self._fh`` and flush what they hold in :meth:`_finish`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._fh = os.fdopen(fd, "w")
+
+    def _finish(self) -> None:
+        """Writes what is still held (called by :meth:`close`)."""
+
+    def close(self) -> None:
+        """Writes what is left and puts the file in place."""
+        self._finish()
+        _put_in_place(self._fh, self._tmp, self.path)
+
+    def discard(self) -> None:
+        """Drops the partial file (a run that failed)."""
+        if not self._fh.closed:
+            self._fh.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+class ResultWriter(StreamedFile):
     """Streams a MOTChallenge result file to disk as frames finish, in the order of
     :func:`format_results` (by frame, then id), with memory bounded by ``delay`` frames of rows.
 
@@ -362,11 +397,8 @@ class ResultWriter:
     """
 
     def __init__(self, path: str | Path, delay: int = 0):
-        self.path = Path(path)
+        super().__init__(path)
         self.delay = int(delay)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self._fh = os.fdopen(fd, "w")
         self._pending: list[TrackResults] = []
 
     def add(self, rows: TrackResults, frame: int) -> None:
@@ -384,25 +416,8 @@ class ResultWriter:
             self._fh.write(format_results(rows.select(done)))
         self._pending = [rows.select(~done)] if not done.all() else []
 
-    def close(self) -> None:
-        """Writes what is left and puts the file in place."""
+    def _finish(self) -> None:
         self._write_until(None)
-        _put_in_place(self._fh, self._tmp, self.path)
-
-    def discard(self) -> None:
-        """Drops the partial file (a run that failed)."""
-        if not self._fh.closed:
-            self._fh.close()
-        Path(self._tmp).unlink(missing_ok=True)
-
-    def __enter__(self) -> "ResultWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

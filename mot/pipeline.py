@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import sys
@@ -45,7 +46,7 @@ class SequenceRun:
 
 
 def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], None] = False,
-                 timer: StageTimer | None = None) -> Iterator[tuple[int, TrackResults]]:
+                 timer: StageTimer | None = None, masks: Callable | None = None) -> Iterator[tuple[int, TrackResults]]:
     """Tracks one sequence, streaming its frames, on the public :class:`mot.Tracker`.
 
     Yields:
@@ -53,7 +54,9 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
         and up to ``output_delay(cfg)`` frames of delayed ones; 0-based tlwh), and once more at
         the end what the tracker still held. ``timer``, if given, gets the seconds per stage.
         ``progress``: True for a bar on stderr, or a function called with each frame's number (a
-        worker's report to the run's progress bars).
+        worker's report to the run's progress bars). ``masks`` (``refiner.mask``), if given, is
+        called as ``masks(rows, row_masks, frame, image_hw)`` before each yield, with the rows' masks
+        (``mot.masks.PastedMask`` or None each).
     """
     timer = timer if timer is not None else StageTimer()
     detector = DETECTORS.build(cfg.detector, sequence=seq)
@@ -65,6 +68,7 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
         from tqdm import tqdm
         frames = tqdm(frames, total=seq.info.seq_length, desc=seq.name, unit="frame", leave=False)
     timer.start()
+    image_hw = None
     for frame, image in frames:
         timer.lap("read")  # the wait for the frame (read ahead in a thread when prefetch > 0)
         dets = detector.detect(image, frame)
@@ -74,11 +78,18 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
         now = tracker.update(dets, image, frame)
         if embedder is not None:  # flow, patches, network: measured inside the association's prepare
             timer.split("prepare", embedder.timing)
-        yield frame, TrackResults.concatenate([tracker.late(), now])
+        rows = TrackResults.concatenate([tracker.late(), now])
+        if masks is not None:
+            image_hw = image.shape[:2] if image is not None else image_hw
+            masks(rows, tracker.masks(rows), frame, image_hw)
+        yield frame, rows
         if report is not None:
             report(frame)
         timer.start()
-    yield tracker.frame, tracker.flush()   # what the tracker still held at the end
+    rows = tracker.flush()   # what the tracker still held at the end
+    if masks is not None:
+        masks(rows, tracker.masks(rows), tracker.frame, image_hw)
+    yield tracker.frame, rows
 
 
 def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: StageTimer | None = None) -> TrackResults:
@@ -92,7 +103,9 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool | Callable[[i
 
     Writes ``out_dir/<SEQ>.txt`` (streamed, put in place when complete), then its record
     ``<SEQ>.metrics.json`` (:mod:`mot.records`; with ``config_sha256``, the run's config digest).
-    With ``video`` (a video file name), the tracks are also drawn on the frames and written there.
+    With ``refiner.mask``, also ``out_dir/<SEQ>.masks.txt`` (MOTS text, :mod:`mot.masks`), alike.
+    With ``video`` (a video file name), the tracks are also drawn on the frames and written there
+    (their masks shaded when there are masks).
     """
     name = path.stem if path.is_file() else path.name
     config_sha256 = config_sha256 or records.text_digest(dump_yaml(cfg))
@@ -106,8 +119,17 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool | Callable[[i
         timer = StageTimer()
         result_file = out_dir / f"{name}.txt"
         rows = 0
-        with ResultWriter(result_file, output_delay(cfg)) as writer:   # streamed; in place when complete
-            for frame, found in track_frames(seq, cfg, progress, timer):
+        mask_file = out_dir / f"{name}.masks.txt" if cfg.refiner.mask else None
+        with contextlib.ExitStack() as stack:   # streamed; each file in place when complete
+            writer = stack.enter_context(ResultWriter(result_file, output_delay(cfg)))
+            sink = None
+            if mask_file is not None:
+                from mot.masks import MaskWriter
+                mask_writer = stack.enter_context(MaskWriter(mask_file, output_delay(cfg)))
+
+                def sink(found, found_masks, frame, image_hw):
+                    mask_writer.add(found.frames, found.ids, found.tlwh, found_masks, frame, image_hw)
+            for frame, found in track_frames(seq, cfg, progress, timer, masks=sink):
                 writer.add(found, frame)
                 rows += len(found)
         seconds = time.perf_counter() - start
@@ -117,7 +139,7 @@ def run_one(path: Path, cfg: Config, out_dir: Path, progress: bool | Callable[[i
         score = score_sequence(gt, results, frames) if gt is not None else None
         if video is not None:
             from mot.visualise import render_video
-            render_video(seq, results, video, prefetch=cfg.runtime.prefetch)
+            render_video(seq, results, video, prefetch=cfg.runtime.prefetch, masks=mask_file)
         run = SequenceRun(name, frames, seconds, score, timing=timer.as_dict(), rows=rows, max_rss_mb=_max_rss_mb())
         records.write_record(out_dir, name, {
             "sequence": name, "frames": frames, "seconds": seconds, "rows": rows, "timing": run.timing,
@@ -212,6 +234,9 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
     removed at the start and written at the end from every sequence's record, so it always
     describes the result files beside it.
     """
+    if cfg.refiner.mask:   # fail before any work, not once per sequence
+        from mot.masks import require_pycocotools
+        require_pycocotools()
     out_dir = Path(out_dir).resolve() if cluster else Path(out_dir)
     paths = [p.resolve() for p in discover(data, seqs)] if cluster else discover(data, seqs)
     names = [p.stem if p.is_file() else p.name for p in paths]
@@ -234,6 +259,8 @@ def run(data: str | Path, cfg: Config, out_dir: str | Path, seqs: list[str] | No
     for i, (path, name) in enumerate(zip(paths, names)):
         record = records.read_complete(out_dir, name, config_sha256, out_dir / f"{name}.txt", videos[path]) \
             if resume else None
+        if record is not None and cfg.refiner.mask and not (out_dir / f"{name}.masks.txt").is_file():
+            record = None   # the masks of a complete run are part of it
         if record is not None:
             runs[i] = _from_record(record)
     todo = [i for i in range(len(paths)) if i not in runs]

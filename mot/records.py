@@ -103,7 +103,8 @@ def remove_partial(out_dir: Path, names: list[str]) -> list[Path]:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
-    files = [f"{n}.txt" for n in names] + [f"{n}{RECORD_SUFFIX}" for n in names] + ["metrics.json", "config.yaml"]
+    files = ([f"{n}.txt" for n in names] + [f"{n}.masks.txt" for n in names] + [f"{n}{RECORD_SUFFIX}" for n in names]
+             + ["metrics.json", "config.yaml"])
     removed = []
     for f in files:
         for tmp in out_dir.glob(f".{_glob_escape(f)}.*.tmp"):

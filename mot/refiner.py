@@ -13,6 +13,8 @@ SiamRPN's scale/aspect penalty and cosine window). :class:`Refiner` is what the 
   and correct them once the track is found again.
 - :meth:`Refiner.remember` at the end of the frame: new templates for the tracks that got a box
   from a detection, in one batch.
+- :meth:`Refiner.segment` after it (``refiner.mask``): each boxed track's mask of the frame, kept
+  until :meth:`Refiner.take_masks` hands it out with the track's output row.
 
 The network holds no per-track state; each track's template features live in its
 :class:`RefinerState` (``track.refinement``), written only here.
@@ -47,6 +49,8 @@ class RefinerState:
         anchor: ``(frame, (4,) tlwh)`` of the track's last detection box before a carry, or None.
         refined_tlwh: (4,) float32 the refined box of this frame for the matcher's features, or None.
         refined_score: its score, or None.
+        mask: ``(frame, (m, m) float32 probabilities, (4,) float32 tlwh window)`` of the last
+            search's mask (``refiner.mask``), or None.
     """
 
     template: object = None
@@ -56,6 +60,7 @@ class RefinerState:
     anchor: tuple | None = None
     refined_tlwh: np.ndarray | None = None
     refined_score: float | None = None
+    mask: tuple | None = None
 
 
 def state_of(track) -> RefinerState:
@@ -76,10 +81,12 @@ class SiamRPN:
         window_influence: weight of the cosine window.
         size_lr: size update rate (multiplied by penalty x score of the chosen anchor).
         batch_size: pairs per forward pass.
+        mask_weights: a SiamMask head (:mod:`mot.siammask`) for :meth:`search` ``masks=True``; None:
+            no mask branch (templates are then the class and box kernels only).
     """
 
     def __init__(self, weights=None, device: str = "auto", penalty_k: float = 0.1, window_influence: float = 0.4,
-                 size_lr: float = 0.4, batch_size: int = 64):
+                 size_lr: float = 0.4, batch_size: int = 64, mask_weights=None):
         self.device = resolve_device(device)
         if isinstance(weights, str) or weights is None:
             weights = resolve_weights(weights, DEFAULT_NAME)
@@ -93,6 +100,11 @@ class SiamRPN:
         hann = np.hanning(g.score_size + 2)[1:-1]
         window = np.tile(np.outer(hann, hann).reshape(1, -1), (g.k, 1)).reshape(-1)
         self.window = torch.from_numpy(window.astype(np.float32)).to(self.device)        # (A,)
+        self.mask_head = None
+        if mask_weights is not None:
+            from mot.siammask import DEFAULT_MASK_NAME, load_mask_weights
+            self.mask_head, self.mask_meta = load_mask_weights(resolve_weights(mask_weights, DEFAULT_MASK_NAME), g)
+            self.mask_head.to(self.device)
 
     def _input(self, image_bgr: np.ndarray, regions: np.ndarray, size: int) -> torch.Tensor:
         # One pyramid per frame, shared by the searches and the new templates of that frame.
@@ -109,49 +121,86 @@ class SiamRPN:
             tlwh: (N, 4) float32 target boxes (0-based pixels); may reach outside the frame.
 
         Returns:
-            (N, 2, C, h, h) float32 tensor on the device (row i belongs to box i).
+            (N, 2, C, h, h) float32 tensor on the device (row i belongs to box i); (N, 3, C, h, h)
+            with a mask head (its kernel third).
         """
         tlwh = np.asarray(tlwh, np.float32).reshape(-1, 4)
         regions = square_regions(tlwh_to_cxcywh(tlwh)[:, :2], context_size(tlwh, self.geometry.context))
-        parts = [self.net.template(self._input(image_bgr, regions[i:i + self.batch_size], self.geometry.template_size))
+        parts = [self._template(self._input(image_bgr, regions[i:i + self.batch_size], self.geometry.template_size))
                  for i in range(0, len(tlwh), self.batch_size)]
         return torch.cat(parts) if parts else torch.zeros(0, device=self.device)
 
+    def _template(self, z: torch.Tensor) -> torch.Tensor:
+        """Template crops -> kernels: class and box (and mask, with a mask head), one backbone pass."""
+        if self.mask_head is None:
+            return self.net.template(z)
+        f = self.net.backbone(z)
+        return torch.stack([self.net.cls.kernel(f), self.net.loc.kernel(f), self.mask_head.template(f)], dim=1)
+
     @torch.no_grad()
-    def search(self, image_bgr: np.ndarray, templates: torch.Tensor, tlwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, image_bgr: np.ndarray, templates: torch.Tensor, tlwh: np.ndarray, masks: bool = False):
         """Finds each template's target near its expected box, all in one batch.
 
         Args:
             image_bgr: (H, W, 3) uint8 BGR frame.
-            templates: (N, 2, C, h, h) from :meth:`templates`.
+            templates: (N, 2, C, h, h) from :meth:`templates` ((N, 3, C, h, h) with a mask head).
             tlwh: (N, 4) float32 expected boxes (0-based pixels): the search is centred on each and
                 scaled by its size, which is also the size the penalties compare against.
+            masks: also the target's mask at the chosen position (needs a mask head and templates
+                made with it).
 
         Returns:
             boxes: (N, 4) float32 tlwh refined boxes (0-based pixels).
             scores: (N,) float32 the chosen anchor's target probability in [0, 1].
+            With ``masks``, also:
+            probs: (N, m, m) float32 the mask's probabilities over its window.
+            windows: (N, 4) float32 tlwh the window in image pixels (a template-sized square of
+                the search crop, centred on the chosen position).
         """
         tlwh = np.asarray(tlwh, np.float32).reshape(-1, 4)
+        if masks and self.mask_head is None:
+            raise ValueError("search(masks=True) needs a SiamRPN built with mask_weights")
         if not len(tlwh):
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            empty = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            return empty + (np.zeros((0, 1, 1), np.float32), np.zeros((0, 4), np.float32)) if masks else empty
         g = self.geometry
         prior = tlwh_to_cxcywh(tlwh)
         regions = square_regions(prior[:, :2], context_size(tlwh, g.context) * g.search_size / g.template_size)
-        boxes, scores = [], []
+        boxes, scores, probs, positions = [], [], [], []
         for i in range(0, len(tlwh), self.batch_size):
             sl = slice(i, i + self.batch_size)
-            cls, loc = self.net.search(templates[sl], self._input(image_bgr, regions[sl], g.search_size))
-            b, s = self._select(cls, loc, torch.from_numpy(prior[sl]).to(self.device),
-                                torch.from_numpy(regions[sl]).to(self.device))
+            x = self._input(image_bgr, regions[sl], g.search_size)
+            if masks:
+                from mot.siammask import backbone_levels
+                levels = backbone_levels(self.net, x)
+                cls, loc = self.net.correlate(templates[sl], levels[-1])
+            else:
+                cls, loc = self.net.search(templates[sl], x)
+            b, s, best = self._select(cls, loc, torch.from_numpy(prior[sl]).to(self.device),
+                                      torch.from_numpy(regions[sl]).to(self.device))
             boxes.append(b)
             scores.append(s)
+            if masks:
+                cell = best % (g.score_size * g.score_size)
+                position = torch.stack([cell // g.score_size, cell % g.score_size], dim=1)
+                probs.append(torch.sigmoid(self.mask_head(templates[sl, 2], levels, position)))
+                positions.append(position)
         boxes = torch.cat(boxes).cpu().numpy()
-        return cxcywh_to_tlwh(boxes), torch.cat(scores).cpu().numpy().astype(np.float32)
+        out = cxcywh_to_tlwh(boxes), torch.cat(scores).cpu().numpy().astype(np.float32)
+        if not masks:
+            return out
+        # The window of score-map cell (i, j): search-crop pixels [stride * i, stride * i + template_size).
+        scale = regions[:, 2:3] / g.search_size
+        cells = torch.cat(positions).cpu().numpy()[:, ::-1]          # (column, row) of each window
+        windows = np.concatenate([regions[:, :2] + cells * g.stride * scale,
+                                  np.repeat(g.template_size * scale, 2, axis=1)], axis=1).astype(np.float32)
+        return out + (torch.cat(probs).cpu().numpy().astype(np.float32), windows)
 
     def _select(self, cls, loc, prior, regions):
         """SiamRPN's choice of one anchor per pair: penalised score + cosine window, smoothed size.
 
-        Returns (B, 4) cxcywh image boxes and (B,) raw target probabilities, on the device.
+        Returns (B, 4) cxcywh image boxes, (B,) raw target probabilities and (B,) the chosen anchor
+        indices (into the flattened (k, n, n) map), on the device.
         """
         b = cls.shape[0]
         score = torch.softmax(cls, dim=2)[:, :, 1].reshape(b, -1)                  # (B, A)
@@ -179,7 +228,7 @@ class SiamRPN:
         centre = regions[:, :2] + regions[:, 2:] / 2
         xy = centre + chosen[:, :2] * scale
         wh = prior[:, 2:] * (1 - lr) + chosen[:, 2:] * scale * lr
-        return torch.cat([xy, wh], dim=1), best_score
+        return torch.cat([xy, wh], dim=1), best_score, best
 
 
 class Refiner:
@@ -193,7 +242,13 @@ class Refiner:
         #: the sequence's detection scores (shared with the track manager, which observes them)
         self.ranks = ScoreRanks()
         self.searcher = searcher or SiamRPN(cfg.weights, runtime.device, cfg.penalty_k, cfg.window_influence,
-                                            cfg.size_lr, cfg.batch_size)
+                                            cfg.size_lr, cfg.batch_size, cfg.mask_weights if cfg.mask else None)
+        #: (frame, track id) -> mot.masks.PastedMask, until taken with its row or no longer outputtable
+        self.masks: dict = {}
+        #: rows come out at most this many frames late (``mot.api.output_delay``): older masks are dropped
+        self.mask_delay = 0
+        self._alive: set = set()
+        self._gone: set = set()
 
     def refine(self, tracks: list, image_bgr: np.ndarray, frame: int) -> None:
         """Searches every track boxed within ``max_search_gap`` frames, in one batch.
@@ -212,10 +267,15 @@ class Refiner:
         if not todo or image_bgr is None:
             return
         expected = np.array([t.predict(frame) for t in todo], np.float32)
-        boxes, scores = self.searcher.search(image_bgr, torch.stack([t.refinement.template for t in todo]), expected)
-        for t, box, score in zip(todo, boxes, scores):
+        templates = torch.stack([t.refinement.template for t in todo])
+        found = (self.searcher.search(image_bgr, templates, expected, masks=True) if self.cfg.mask
+                 else self.searcher.search(image_bgr, templates, expected))
+        boxes, scores = found[:2]
+        for k, (t, box, score) in enumerate(zip(todo, boxes, scores)):
             state = t.refinement
             state.result = (frame, box, float(score))
+            if self.cfg.mask:
+                state.mask = (frame, found[2][k], found[3][k])
             if self.cfg.features:
                 state.refined_tlwh = box
                 state.refined_score = float(score)
@@ -333,6 +393,48 @@ class Refiner:
             state = state_of(t)
             state.template = f
             state.carried = 0
+
+
+    def segment(self, tracks: list, image_bgr: np.ndarray, frame: int) -> None:
+        """The frame's mask of every track boxed in it (``refiner.mask``; else nothing).
+
+        A track's mask is its search's, unless its box now (a detection's, or where it was carried)
+        overlaps the search's box less than ``mask_min_iou``, or it was not searched (a new track):
+        then its template is searched again around its box. Masks are pasted into the frame
+        (``mask_threshold``) and kept in :attr:`masks` until :meth:`take_masks`; those of tracks
+        that ended before the previous frame, or older than ``mask_delay`` frames, are dropped.
+        """
+        if not self.cfg.mask or image_bgr is None:
+            return
+        from mot.masks import paste
+
+        # A track that ended in the previous frame had its last rows output then: its masks go now.
+        gone = self._gone
+        alive = {t.id for t in tracks}
+        self._gone, self._alive = self._alive - alive, alive
+        self.masks = {key: m for key, m in self.masks.items()
+                      if key[1] not in gone and key[0] >= frame - self.mask_delay}
+        boxed = [t for t in tracks if t.last_frame == frame and t.refinement is not None
+                 and t.refinement.template is not None]
+        again = []
+        for t in boxed:
+            state = t.refinement
+            if (state.mask is None or state.mask[0] != frame or state.result is None
+                    or iou_matrix_tlwh(state.result[1][None], t.tlwh[None])[0, 0] < self.cfg.mask_min_iou):
+                again.append(t)
+        if again:
+            found = self.searcher.search(image_bgr, torch.stack([t.refinement.template for t in again]),
+                                         np.array([t.tlwh for t in again], np.float32), masks=True)
+            for t, prob, window in zip(again, found[2], found[3]):
+                t.refinement.mask = (frame, prob, window)
+        hw = image_bgr.shape[:2]
+        for t in boxed:
+            _, prob, window = t.refinement.mask
+            self.masks[(frame, t.id)] = paste(prob, window, hw, self.cfg.mask_threshold)
+
+    def take_masks(self, frames: np.ndarray, ids: np.ndarray) -> list:
+        """The masks of output rows (``mot.masks.PastedMask``, None where there is none), forgotten."""
+        return [self.masks.pop((int(f), int(i)), None) for f, i in zip(frames, ids)]
 
 
 def build_refiner(cfg: RefinerConfig, runtime: RuntimeConfig | None = None) -> Refiner | None:

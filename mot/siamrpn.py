@@ -147,8 +147,11 @@ class SiamRPNNet(nn.Module):
             cls: (B, k, 2, n, n) float32 logits (background, target) per anchor.
             loc: (B, k, 4, n, n) float32 offsets (dx, dy, dw, dh) per anchor.
         """
-        f = self.backbone(x)
-        b, n, k = x.shape[0], self.geometry.score_size, self.geometry.k
+        return self.correlate(template, self.backbone(x))
+
+    def correlate(self, template: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`search` from the search crops' backbone features ``f`` (B, C, S/8, S/8)."""
+        b, n, k = f.shape[0], self.geometry.score_size, self.geometry.k
         cls = self.cls.head(xcorr_depthwise(self.cls.search(f), template[:, 0]))
         loc = self.loc.head(xcorr_depthwise(self.loc.search(f), template[:, 1]))
         return cls.reshape(b, k, 2, n, n), loc.reshape(b, k, 4, n, n)
@@ -316,6 +319,27 @@ def save_weights(path: str | Path, net: SiamRPNNet, extra: dict | None = None) -
     tmp.replace(path)
 
 
+def read_weights_file(path: Path, what: str, fmt: str, version: int) -> tuple[dict, dict]:
+    """A weights file's ``{"meta", "state_dict"}`` blob and its metadata, read with
+    ``weights_only=True``; ``what`` names the model in the errors.
+
+    Raises:
+        UserError: a missing or unreadable file, another format or another version (one line each).
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: {what} weights not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise UserError(f"{path}: not a readable {what} weights file ({type(exc).__name__})") from None
+    meta = blob.get("meta") if isinstance(blob, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise UserError(f"{path}: not a {what} weights file (no '{fmt}' metadata)")
+    if meta.get("version") != version:
+        raise UserError(f"{path}: {what} weights version {meta.get('version')}, this code reads {version}")
+    return blob, meta
+
+
 def load_weights(path: str | Path) -> tuple[SiamRPNNet, dict]:
     """Loads weights saved by :func:`save_weights` (``weights_only=True``: no pickled code).
 
@@ -324,17 +348,7 @@ def load_weights(path: str | Path) -> tuple[SiamRPNNet, dict]:
             not match the network this code builds (input sizes, anchors, tensor shapes).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: SiamRPN weights not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{path}: not a readable SiamRPN weights file ({type(exc).__name__})") from None
-    meta = blob.get("meta") if isinstance(blob, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != WEIGHTS_FORMAT:
-        raise UserError(f"{path}: not a SiamRPN weights file (no '{WEIGHTS_FORMAT}' metadata)")
-    if meta.get("version") != WEIGHTS_VERSION:
-        raise UserError(f"{path}: SiamRPN weights version {meta.get('version')}, this code reads {WEIGHTS_VERSION}")
+    blob, meta = read_weights_file(path, "SiamRPN", WEIGHTS_FORMAT, WEIGHTS_VERSION)
     names = {f.name for f in dataclasses.fields(Geometry)}
     raw = meta.get("geometry")
     if not isinstance(raw, dict) or set(raw) != names:

@@ -410,6 +410,9 @@ class TrackManager:
             self.timer.lap("tracker")
             self.refiner.remember([t for t, _ in f.matched] + born, f.image, f.all_tlwh)
             self.timer.lap("refiner")
+            if self.refiner.cfg.mask:
+                self.refiner.segment(self.tracks, f.image, f.number)
+                self.timer.lap("mask")
         rows = _rows(f.rows)
         self.timer.lap("tracker")
         return rows

@@ -29,6 +29,7 @@ class VideoStyle:
     trail_frames: int = 20       # a trail shows the box's bottom centre over this many past frames
     thickness: int = 2           # box line width in pixels
     font_scale: float = 0.5
+    mask_alpha: float = 0.45     # how strongly a track's mask is shaded in its colour
     fps: float | None = None     # None: the sequence's frame rate
 
 
@@ -84,8 +85,22 @@ def draw_tracks(image: np.ndarray, ids: np.ndarray, tlwh: np.ndarray, trails: di
     return out
 
 
+def shade_masks(image: np.ndarray, masks: list, alpha: float) -> np.ndarray:
+    """Shades masks in their tracks' colours, in place.
+
+    Args:
+        image: (H, W, 3) BGR uint8.
+        masks: ``(track id, (H, W) bool)`` pairs.
+        alpha: the colour's weight over the image.
+    """
+    for track_id, mask in masks:
+        colour = np.array(track_colour(track_id), np.float32)
+        image[mask] = (image[mask] * (1 - alpha) + colour * alpha).astype(np.uint8)
+    return image
+
+
 def render_video(seq: Sequence, results: TrackResults, path: str | Path, style: VideoStyle | None = None,
-                 prefetch: int = 4) -> Path:
+                 prefetch: int = 4, masks: str | Path | None = None) -> Path:
     """Writes the sequence's frames with its tracks drawn on them, atomically.
 
     Args:
@@ -94,6 +109,8 @@ def render_video(seq: Sequence, results: TrackResults, path: str | Path, style: 
         path: the video file; the extension picks the codec (.mp4: mp4v, .avi: MJPG).
         style: drawing settings (defaults if None).
         prefetch: frames read ahead.
+        masks: a MOTS mask file of the same run (``<SEQ>.masks.txt``), shaded in the tracks'
+            colours under their boxes; None: boxes only.
 
     Returns:
         The written path.
@@ -113,8 +130,15 @@ def render_video(seq: Sequence, results: TrackResults, path: str | Path, style: 
     trails: dict[int, deque] = {}
     last_seen: dict[int, int] = {}
     writer = None
+    mots = None
+    if masks is not None:
+        from mot.masks import decode_rle, read_mots
+        mots = read_mots(masks)
     try:
         for frame, image in seq.frames(read_images=True, prefetch=prefetch):
+            if mots is not None:
+                image = shade_masks(image.copy(), [(i, decode_rle(rle, (h, w))) for i, _, h, w, rle in mots.get(frame, [])],
+                                    style.mask_alpha)
             if writer is None:
                 writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(fps),
                                          (image.shape[1], image.shape[0]))
