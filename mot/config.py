@@ -142,7 +142,7 @@ class TrackerConfig:
     # Confidence is a detection score's rank among the scores seen so far in the sequence, in [0, 1]
     # (mot/confidence.py): the same thresholds hold for any detector's score scale.
     confidence_memory: int = 65536  # scores kept for the ranks (a sorted sample; bounds memory)
-    confidence: str = "tracked"  # rank | tracked: the ranks recalibrated per sequence by which detections
+    confidence: str = "rank"     # rank | tracked: the ranks recalibrated per sequence by which detections
     #                              the confirmed tracks cover (mot/confidence.py TrackedPrecision); the
     #                              *_rank thresholds and birth_evidence then apply to that confidence
     confidence_prior: float = 50.0   # confidence "tracked": pseudo-detections pulling each bin to its rank
