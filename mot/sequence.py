@@ -124,7 +124,13 @@ def _prefetched(source: Iterator, depth: int) -> Iterator:
     thread.start()
     try:
         while True:
-            item = q.get()
+            try:
+                # A timed wait, not a blocking one: Ctrl-C (SIGINT) may be delivered to the reader
+                # thread (blocked reading a frame), and a main thread asleep on the queue's lock
+                # would never run the handler; waking every 0.1 s it raises within that time.
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if item is _END:
                 return
             if isinstance(item, BaseException):
