@@ -92,10 +92,17 @@ def _assert_same_outputs(resumed: Path, whole: Path) -> None:
         assert ra == rb, name
 
 
+def _default_sigint() -> None:
+    # A test suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # so would the run: give it the terminal's default, as a user's Ctrl-C meets it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli_process(*args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_mot.py"), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint, **kwargs)
 
 
 def _wait_for_done(out: Path, name: str, proc: subprocess.Popen, limit: float = 300) -> None:
