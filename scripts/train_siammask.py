@@ -2,7 +2,6 @@
 """Train the SiamMask head on top of the frozen shipped SiamRPN; writes the head's weights with metadata."""
 
 import argparse
-import shlex
 import sys
 
 
@@ -19,19 +18,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default 1)")
     args = parser.parse_args(argv)
 
-    from mot.errors import UserError
+    from mot.training import run_training
     from mot.training.siammask import MaskTrainParams, train_mask
 
-    p = MaskTrainParams(sources=args.sources, mask_root=args.masks, siamrpn=args.siamrpn)
-    for name, value in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed),
-                        ("threads", args.threads)):
-        if value is not None:
-            setattr(p, name, value)
-    command = "python scripts/train_siammask.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    try:
-        summary = train_mask(p, args.out, command=command)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    summary = run_training("train_siammask.py", argv, lambda p, command: train_mask(p, args.out, command=command),
+                           MaskTrainParams(sources=args.sources, mask_root=args.masks, siamrpn=args.siamrpn),
+                           {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
+                            "threads": args.threads})
+    if summary is None:
         return 2
     last = summary["history"][-1]
     print(f"final training window IoU {last['window_iou']} (loss {last['loss']}), "

@@ -2,7 +2,6 @@
 """Train the SiamRPN refiner on MOT ground-truth tracks and SOT sequences; writes weights with metadata."""
 
 import argparse
-import shlex
 import sys
 
 
@@ -18,19 +17,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default 1)")
     args = parser.parse_args(argv)
 
-    from mot.errors import UserError
+    from mot.training import run_training
     from mot.training.siamrpn import TrainParams, train
 
-    p = TrainParams(train=args.train, val=args.val)
-    for name, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps), ("batch_size", args.batch_size),
-                        ("seed", args.seed), ("threads", args.threads)):
-        if value is not None:
-            setattr(p, name, value)
-    command = "python scripts/train_siamrpn.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    try:
-        summary = train(p, args.out, command=command)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    summary = run_training("train_siamrpn.py", argv, lambda p, command: train(p, args.out, command=command),
+                           TrainParams(train=args.train, val=args.val),
+                           {"epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch_size,
+                            "seed": args.seed, "threads": args.threads})
+    if summary is None:
         return 2
     print(f"best validation IoU {summary['best_val_iou']} (epoch {summary['best_epoch']}), "
           f"{summary['seconds']:.0f} s, weights in {args.out}")
