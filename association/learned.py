@@ -42,13 +42,17 @@ class LearnedParams:
     gallery_size: int = 8                   # recent embeddings kept per track
     ema: float = 0.8                        # weight of the old value in the moving-average embedding
     appearance: dict = field(default_factory=dict)  # AppearanceParams (association/siamese.py)
+    adaptation: dict = field(default_factory=dict)  # AdaptationParams (association/adaptation.py)
 
     def validate(self):
         try:
-            # Checked against the embedder's own params, and filled in so the saved config is whole.
+            # Checked against the sections' own params, and filled in so the saved config is whole.
             self.appearance = dataclasses.asdict(appearance_params(self.appearance))
+            self.adaptation = dataclasses.asdict(adaptation_params(self.adaptation))
         except UserError as exc:
             return str(exc).removeprefix("config: ")
+        if self.adaptation["enabled"] and not any(f in APPEARANCE_FEATURES for f in self.features):
+            return "adaptation.enabled needs an appearance feature (it adapts the Siamese embedding)"
         if not 0 < self.min_prob < 1:
             return "min_prob must be in (0, 1)"
         if self.gallery_size < 1:
@@ -60,6 +64,12 @@ def appearance_params(raw: dict):
     """The ``appearance`` section checked against the embedder's own params."""
     from association.siamese import AppearanceParams
     return from_dict(AppearanceParams, raw, "association.params.appearance")
+
+
+def adaptation_params(raw: dict):
+    """The ``adaptation`` section checked against :class:`association.adaptation.AdaptationParams`."""
+    from association.adaptation import AdaptationParams
+    return from_dict(AdaptationParams, raw, "association.params.adaptation")
 
 
 def build_appearance_model(raw: dict, runtime=None):
@@ -89,6 +99,13 @@ class LearnedAssociation:
         self._previous_image = None
         if self.uses_appearance:
             self.embedder = build_appearance_model(params.appearance, runtime)
+        self.adaptation = adaptation_params(params.adaptation)
+
+    def adapt(self, rows, frames) -> dict:
+        """Adapts the Siamese embedding to this video from a first pass's output ``rows``
+        (``frames``: the video's ``(frame, image)`` again), as :func:`association.adaptation.adapt_embedder`."""
+        from association.adaptation import adapt_embedder
+        return adapt_embedder(self.embedder, rows, frames, self.adaptation)
 
     def _load_matcher(self) -> Matcher | None:
         return Matcher.load(resolve_weights(self.params.matcher), self.params.features)

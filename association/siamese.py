@@ -166,11 +166,20 @@ class SiameseNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float32 patches -> (B, output_dim) float32 L2-normalised embeddings."""
-        cnn = F.normalize(self.project(self.pool(self.features(x)).flatten(1)), dim=1)
-        if self.hist is None:
+        return self.join(*self.trunk(x))
+
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Everything before the projection: the pooled stripes (B, C_out * stripes) and the colour
+        histograms (B, H), or None without a colour layer. Scene adaptation trains on these."""
+        return self.pool(self.features(x)).flatten(1), (self.hist(x[:, :3]) if self.hist is not None else None)
+
+    def join(self, pooled: torch.Tensor, hist: torch.Tensor | None) -> torch.Tensor:
+        """The embedding from :meth:`trunk`'s outputs: the projection, normalised, beside the histograms."""
+        cnn = F.normalize(self.project(pooled), dim=1)
+        if hist is None:
             return cnn
         s = self.hist_share
-        return torch.cat([self.hist(x[:, :3]) * s ** 0.5, cnn * (1 - s) ** 0.5], 1)
+        return torch.cat([hist * s ** 0.5, cnn * (1 - s) ** 0.5], 1)
 
 
 def pair_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

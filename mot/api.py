@@ -86,6 +86,33 @@ class Tracker:
         track's rows once the validity model has accepted it)."""
         return output_delay(self.config)
 
+    @property
+    def adapts(self) -> bool:
+        """Whether the config asks for scene adaptation (``association.params.adaptation``): then a
+        first pass over the video should feed :meth:`adapt` before this tracker starts."""
+        adaptation = getattr(self._association, "adaptation", None)
+        return bool(adaptation is not None and adaptation.enabled)
+
+    def adapt(self, rows: TrackResults, frames) -> dict:
+        """Adapts the appearance model to a video before tracking it (``mot.pipeline`` does this).
+
+        Args:
+            rows: the output of a first pass over the video (another tracker's, same config with
+                adaptation off): its confident tracklets are the labels.
+            frames: the video's ``(frame, image)`` pairs in order (read again for the patches).
+
+        Returns:
+            What was learned from: pairs, tracks, patches, steps and the first and last loss.
+
+        Raises:
+            ValueError: the association has no appearance model, or frames were already tracked.
+        """
+        if getattr(self._association, "embedder", None) is None:
+            raise ValueError("this config has no appearance model to adapt")
+        if self._frame:
+            raise ValueError("adapt before the first update(): the tracks so far hold the old embeddings")
+        return self._association.adapt(rows, frames)
+
     def update(self, detections: Detections, image: np.ndarray | None = None,
                frame: int | None = None) -> TrackResults:
         """Advances one frame.

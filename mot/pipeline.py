@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import multiprocessing
 import sys
@@ -59,8 +60,15 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
         (``mot.masks.PastedMask`` or None each).
     """
     timer = timer if timer is not None else StageTimer()
-    detector = DETECTORS.build(cfg.detector, sequence=seq)
     tracker = Tracker(seq.info.frame_rate, cfg, timer=timer)
+    if tracker.adapts:   # a first pass with the model as shipped; its confident tracklets adapt it
+        timer.start()
+        first = track_sequence(seq, without_adaptation(cfg))
+        learned = tracker.adapt(first, seq.frames(prefetch=cfg.runtime.prefetch))
+        timer.lap("adaptation")
+        for key in ("pairs", "tracks", "steps"):
+            timer.count(f"adaptation_{key}", learned[key])
+    detector = DETECTORS.build(cfg.detector, sequence=seq)
     embedder = getattr(tracker.association, "embedder", None)
     frames = seq.frames(read_images=detector.needs_image or tracker.needs_image, prefetch=cfg.runtime.prefetch)
     report = progress if callable(progress) else None
@@ -90,6 +98,13 @@ def track_frames(seq: Sequence, cfg: Config, progress: bool | Callable[[int], No
     if masks is not None:
         masks(rows, tracker.masks(rows), tracker.frame, image_hw)
     yield tracker.frame, rows
+
+
+def without_adaptation(cfg: Config) -> Config:
+    """``cfg`` with scene adaptation off (the first pass of an adapted run)."""
+    plain = copy.deepcopy(cfg)
+    plain.association.params["adaptation"] = dict(plain.association.params.get("adaptation") or {}, enabled=False)
+    return plain
 
 
 def track_sequence(seq: Sequence, cfg: Config, progress: bool = False, timer: StageTimer | None = None) -> TrackResults:

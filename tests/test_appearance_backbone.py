@@ -1,5 +1,5 @@
 """The MobileNetV2 backbone (ImageNet weights adapted to LUV), the three topologies, re-id data,
-compression augmentation, hard negatives and the scene adaptation's pair mining. CPU only; the
+compression augmentation, hard negatives and the scene adaptation (pair mining, a two-pass run). CPU only; the
 pretrained file is faked (a state dict with MobileNetV2's names), so no download is needed."""
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from association.siamese import AppearanceModel, AppearanceParams, SiameseNet, l
 from association.flow import FlowParams
 from association.patches import PatchParams
 from association.topologies import TOPOLOGIES, InNetworkNet, JointNet, build_network, pair_logits, topology_of
+import mot
+from mot.config import load_config
 from mot.errors import UserError
-from mot.io import read_ground_truth
+from mot.io import TrackResults, read_ground_truth
+from mot.pipeline import track_frames, track_sequence, without_adaptation
+from mot.sequence import open_sequence
+from mot.timing import StageTimer
 from mot.studies.appearance import hard_negatives
 from mot.training.siamese import TrainParams, batch_loss, build_model
 from mot.training.siamese_data import compress, reid_files
@@ -209,7 +214,7 @@ def test_pair_mining_on_a_generated_sequence(synthetic_root):
     scores[ids == unsure] = 0.2
     keep = (ids != short) | (frames <= frames[ids == short].min() + 2)
     frames, ids, tlwh, scores = frames[keep], ids[keep], tlwh[keep], scores[keep]
-    params = AdaptationParams(min_length=10, min_score=0.5, max_gap=5, max_iou=0.3, max_pairs=500)
+    params = AdaptationParams(min_length=10, min_rank=0.3, max_gap=5, max_iou=0.3, max_pairs=500)
     a, b, same = mine_pairs(frames, ids, tlwh, scores, params)
     assert same.any() and (~same).any() and same.sum() <= 500 and (~same).sum() <= 500
     assert (ids[a][same] == ids[b][same]).all()
@@ -237,3 +242,45 @@ def test_adaptation_params_are_checked():
     assert AdaptationParams().validate() is None
     assert "min_length" in AdaptationParams(min_length=1).validate()
     assert "max_iou" in AdaptationParams(max_iou=2).validate()
+    assert "min_rank" in AdaptationParams(min_rank=1.5).validate()
+    with pytest.raises(UserError, match="adaptation.enabled needs an appearance feature"):
+        load_config(ROOT / "configs" / "context.yaml", ["association.params.adaptation.enabled=true"])
+    with pytest.raises(UserError, match="association.params.adaptation.steps"):
+        load_config(None, ["association.params.adaptation.steps=many"])
+
+
+def test_pair_mining_is_scale_free(synthetic_root):
+    """Confidence is the scores' rank: multiplying them by 50 mines the same pairs."""
+    gt = read_ground_truth(synthetic_root / "SYN-A" / "gt" / "gt.txt")
+    scores = np.random.default_rng(3).uniform(0, 1, len(gt.ids)).astype(np.float32)
+    params = AdaptationParams(min_length=5, min_rank=0.4, max_pairs=300)
+    one = mine_pairs(gt.frames, gt.ids, gt.tlwh, scores, params)
+    fifty = mine_pairs(gt.frames, gt.ids, gt.tlwh, scores * 50, params)
+    for x, y in zip(one, fifty):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_adapted_run_tracks_with_the_adapted_model(synthetic_root, tmp_path):
+    """With adaptation on, a first pass's confident tracklets fine-tune the projection before the
+    tracking pass: the run's embedder is no longer the shipped one, and the run still writes its file."""
+    seq = open_sequence(synthetic_root / "SYN-A")
+    overrides = ["association.params.adaptation.enabled=true", "association.params.adaptation.min_length=5",
+                 "association.params.adaptation.min_rank=0.2", "association.params.adaptation.steps=5",
+                 "runtime.prefetch=0"]
+    cfg = load_config(None, overrides)
+    tracker = mot.Tracker(seq.info.frame_rate, cfg)
+    assert tracker.adapts
+    shipped = tracker.association.embedder.net.project.weight.detach().clone()
+    first = track_sequence(seq, without_adaptation(cfg))
+    assert len(first) > 0
+    out = tracker.adapt(first, seq.frames(prefetch=0))
+    assert out["steps"] == 5 and out["pairs"] > 0 and out["tracks"] >= 2 and out["patches"] > 0
+    assert not torch.equal(shipped, tracker.association.embedder.net.project.weight)
+    with pytest.raises(ValueError, match="before the first update"):
+        image = next(iter(seq.frames(prefetch=0)))[1]
+        tracker.update(mot.Detections(np.zeros((0, 4)), []), image)
+        tracker.adapt(first, seq.frames(prefetch=0))
+    timer = StageTimer()
+    rows = TrackResults.concatenate([r for _, r in track_frames(seq, cfg, timer=timer)])
+    assert len(rows) > 0 and timer.seconds["adaptation"] > 0
+    assert not mot.Tracker(seq.info.frame_rate, without_adaptation(cfg)).adapts

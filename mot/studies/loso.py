@@ -102,7 +102,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                     cfg = load_config(cfg_path, overrides)
                 features = cfg.association.params["features"]
                 seed = settings.seed if settings is not None else 0
-                params = {k: v for k, v in cfg.association.params.items() if k != "matcher"}
+                # Scene adaptation acts at run time only: the matcher is trained on the shipped embedding.
+                params = {k: v for k, v in cfg.association.params.items() if k not in ("matcher", "adaptation")}
                 digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
                 model = models / f"{scene}__{digest}__s{seed}.json"
                 train_fold_matcher(cfg, features, others, train_det_files, cache, settings, model, cv)
