@@ -83,7 +83,7 @@ class SoftHistogram(nn.Module):
 
     def forward(self, luv: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised LUV -> (B, stripes * bins^3) float32 with unit norm."""
-        x = luv * self.std + self.mean                        # OpenCV's 8-bit LUV, 0..255
+        x = luv.contiguous() * self.std + self.mean           # OpenCV's 8-bit LUV, 0..255 (channels first)
         if self.pool > 1:
             x = F.avg_pool2d(x, self.pool)
         b, _, h, w = x.shape
@@ -91,9 +91,10 @@ class SoftHistogram(nn.Module):
             raise ValueError(f"SoftHistogram built for {tuple(self.mask.shape)} pooled patches, got {(h, w)}")
         t = (x * (self.bins / 256.0) - 0.5).view(b, 3, 1, h * w)   # in bin units, bin k centred on k
         # Soft votes over the bins (B, 3, bins, P), summing to 1; sharpness learned (init near hard bins).
-        votes = torch.softmax(-(t - self.centres) ** 2 * F.softplus(self.sharpness), dim=2)
-        lu = (votes[:, 0, :, None] * votes[:, 1, None]).reshape(b, self.bins ** 2, h * w)
-        lu = lu * F.softplus(self.mask).reshape(1, 1, h * w)
+        votes = torch.softmax(-(t - self.centres) ** 2 * F.softplus(self.sharpness), dim=2).contiguous()
+        # The mask weighs the L votes before the joint L-u votes are formed (one product less on the big array).
+        weighted = votes[:, 0] * F.softplus(self.mask).reshape(1, 1, h * w)
+        lu = (weighted[:, :, None, :] * votes[:, 1, None, :, :]).reshape(b, self.bins ** 2, h * w)
         rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
         parts = []
         for s in range(self.stripes):
