@@ -81,6 +81,7 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
     from mot.evaluation import combine
     from mot.pipeline import run
     from mot.sequence import discover
+    from mot.training.matcher_cli import feature_params
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
     all_paths = [p for r in roots for p in discover(r)]
@@ -102,8 +103,7 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                     cfg = load_config(cfg_path, overrides)
                 features = cfg.association.params["features"]
                 seed = settings.seed if settings is not None else 0
-                # Scene adaptation acts at run time only: the matcher is trained on the shipped embedding.
-                params = {k: v for k, v in cfg.association.params.items() if k not in ("matcher", "adaptation")}
+                params = {k: v for k, v in feature_params(cfg.association.params).items() if k != "matcher"}
                 digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
                 model = models / f"{scene}__{digest}__s{seed}.json"
                 train_fold_matcher(cfg, features, others, train_det_files, cache, settings, model, cv)

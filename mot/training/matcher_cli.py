@@ -29,7 +29,7 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     from mot.training.matcher import collect_pairs, teacher_tracker
     # (the validity settings never reach the teacher, so they are not part of the key)
     tracker = {k: v for k, v in dataclasses.asdict(teacher_tracker(cfg.tracker)).items() if not k.startswith("validity")}
-    digest = hashlib.sha1(json.dumps([cfg.association.params, tracker,
+    digest = hashlib.sha1(json.dumps([feature_params(cfg.association.params), tracker,
                                       _weights_digest(cfg)], sort_keys=True).encode()).hexdigest()[:10]
     for path in paths:
         seen = set()   # a detection file under two names (MOT17's det.txt is det_yolox.txt) counts once
@@ -57,6 +57,17 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     if not xs:
         return np.zeros((0, len(feats)), np.float32), np.zeros(0, bool)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def feature_params(params: dict) -> dict:
+    """The association params that shape the matcher's pair features, for cache keys: without the
+    scene adaptation (run time only, after the matcher) and without an appearance ``hist_share``
+    left at null (the share the weights were trained with), so keys made before either existed hold."""
+    out = {k: v for k, v in params.items() if k != "adaptation"}
+    appearance = out.get("appearance")
+    if isinstance(appearance, dict) and appearance.get("hist_share", 0) is None:
+        out["appearance"] = {k: v for k, v in appearance.items() if k != "hist_share"}
+    return out
 
 
 def _check_positives(y: np.ndarray) -> None:
