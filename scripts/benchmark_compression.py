@@ -37,7 +37,12 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     from mot.errors import UserError
     from mot.io import atomic_write_text
-    from mot.studies.compression_appearance import SHIPPED, embedders, format_generations, score_generations
+    from mot.studies.compression_appearance import (
+        SHIPPED,
+        embedders,
+        format_generations,
+        score_generations,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gen", nargs="+", required=True, metavar="LABEL=SEQ",
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
         gens = _pairs(args.gen, "--gen")
-        models = {(SHIPPED if k == "shipped" and not v else k): (v or None) for k, v in _pairs(args.model, "--model").items()}
+        models = {(SHIPPED if k == "shipped" and not v else k): (v or None)
+                  for k, v in _pairs(args.model, "--model").items()}
         result = score_generations(gens, embedders(models, histogram=not args.no_histogram))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ with the PSNR against the source. Needs an ffmpeg with libx264: --ffmpeg PATH, o
 
 Example (the numbers in docs/appearance.md, issue 19):
     python scripts/compress_sequence.py --seq ../data/mot15/PETS09-S2L1 \\
-        --out /work/h264/crf23/PETS09-S2L1 --crf 23 --preset medium
+        --out ../h264/crf23/PETS09-S2L1 --crf 23 --preset medium --threads 0
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="medium", choices=PRESETS, help="x264 preset (default medium)")
     ap.add_argument("--png-compression", type=int, default=1, help="PNG zlib level 0-9 (default 1; lossless)")
     ap.add_argument("--copy", action="store_true", help="copy gt/ and det/ instead of linking them")
+    ap.add_argument("--threads", type=int, default=1, help="ffmpeg threads (default 1; 0: ffmpeg chooses, all cores)")
     ap.add_argument("--ffmpeg", help="ffmpeg executable (default: imageio-ffmpeg's, else ffmpeg on the PATH)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = ap.parse_args(argv)
     try:
         params = CompressionParams(crf=args.crf, preset=args.preset, png_compression=args.png_compression,
-                                   link=not args.copy)
+                                   link=not args.copy, threads=args.threads)
         result = compress_sequence(args.seq, args.out, params, ffmpeg=args.ffmpeg, force=args.force)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,8 +15,18 @@ import pytest
 from mot.errors import UserError
 from mot.io import read_seqinfo
 from mot.studies import compression
-from mot.studies.compression import CompressionParams, compress_sequence, find_ffmpeg, psnr, psnr_from_mse
-from mot.studies.compression_appearance import drift, format_generations, score_generations
+from mot.studies.compression import (
+    CompressionParams,
+    compress_sequence,
+    find_ffmpeg,
+    psnr,
+    psnr_from_mse,
+)
+from mot.studies.compression_appearance import (
+    drift,
+    format_generations,
+    score_generations,
+)
 
 
 def test_psnr_hand_computed():
@@ -71,6 +81,8 @@ def test_params_are_checked():
         CompressionParams(preset="quick")
     with pytest.raises(UserError, match="png_compression"):
         CompressionParams(png_compression=10)
+    with pytest.raises(UserError, match="threads"):
+        CompressionParams(threads=-1)
 
 
 def test_output_inside_source_or_existing_is_refused(synthetic_root, seq_copy, tmp_path):

@@ -59,12 +59,16 @@ class CompressionParams:
         png_compression: zlib level of the PNG frames, 0-9 (lossless at any level; only size and
             time change).
         link: link ``gt/`` and ``det/`` to the source (True) or copy them (False).
+        threads: ffmpeg threads for encoding and decoding; 0 lets ffmpeg choose (all cores). x264's
+            output depends slightly on its thread count, so a copy is reproduced bit for bit only
+            with the same setting.
     """
 
     crf: int = 23
     preset: str = "medium"
     png_compression: int = 1
     link: bool = True
+    threads: int = 1
 
     def __post_init__(self):
         if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
@@ -73,6 +77,8 @@ class CompressionParams:
             raise UserError(f"preset={self.preset!r}: must be one of {', '.join(PRESETS)}")
         if not (isinstance(self.png_compression, int) and 0 <= self.png_compression <= 9):
             raise UserError(f"png_compression={self.png_compression!r}: must be a whole number from 0 to 9")
+        if not (isinstance(self.threads, int) and self.threads >= 0):
+            raise UserError(f"threads={self.threads!r}: must be a whole number >= 0 (0: ffmpeg chooses)")
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
@@ -112,7 +118,7 @@ def find_ffmpeg(explicit: str | None = None) -> str:
         path = imageio_ffmpeg.get_ffmpeg_exe()
         if path and Path(path).is_file():
             return path
-    except Exception:  # not installed, or its binary is missing for this platform
+    except (ImportError, RuntimeError, OSError):  # not installed, or no binary for this platform
         pass
     path = shutil.which("ffmpeg")
     if path is None:
@@ -128,8 +134,10 @@ def ffmpeg_version(exe: str) -> str:
         UserError: the executable does not run, or has no libx264.
     """
     try:
-        version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=60)
-        encoders = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60)
+        version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=60,
+                                 check=False)
+        encoders = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60,
+                                  check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UserError(f"{exe}: cannot run ffmpeg ({type(exc).__name__})") from None
     if version.returncode != 0:
@@ -144,11 +152,11 @@ def _encode_command(exe: str, width: int, height: int, fps: float, params: Compr
     return [exe, "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
             "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", params.preset,
-            "-crf", str(params.crf), "-pix_fmt", "yuv420p", str(out)]
+            "-crf", str(params.crf), "-threads", str(params.threads), "-pix_fmt", "yuv420p", str(out)]
 
 
-def _decode_command(exe: str, video: Path) -> list[str]:
-    return [exe, "-hide_banner", "-loglevel", "error", "-i", str(video),
+def _decode_command(exe: str, video: Path, threads: int) -> list[str]:
+    return [exe, "-hide_banner", "-loglevel", "error", "-threads", str(threads), "-i", str(video),
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
 
 
@@ -306,7 +314,7 @@ def compress_sequence(source: str | Path, out: str | Path, params: CompressionPa
             if stdout.read(1):
                 raise UserError(f"ffmpeg decoded more than the {n} frames encoded in {video.name}")
 
-        _run_ffmpeg(_decode_command(exe, video), "decoding", read=read)
+        _run_ffmpeg(_decode_command(exe, video, params.threads), "decoding", read=read)
 
         for name in ANNOTATION_DIRS:
             target = src / name
@@ -324,9 +332,9 @@ def compress_sequence(source: str | Path, out: str | Path, params: CompressionPa
             psnr_frame_min_db=float(np.min(per_frame)) if per_frame else math.nan,
             kbit_per_s=8 * size / 1000 / (n / seq.info.frame_rate) if n else math.nan,
             video_bytes=size, ffmpeg=version, seconds=time.perf_counter() - t0)
-        atomic_write_text(work / RECORD, json.dumps(asdict(result) | {"png_compression": params.png_compression,
-                                                                    "annotations": "linked" if params.link
-                                                                    else "copied"}, indent=1) + "\n")
+        record = asdict(result) | {"png_compression": params.png_compression, "threads": params.threads,
+                                   "annotations": "linked" if params.link else "copied"}
+        atomic_write_text(work / RECORD, json.dumps(record, indent=1) + "\n")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(work, 0o777 & ~umask)  # mkdtemp makes 0700 folders; the copy is an ordinary folder

@@ -23,7 +23,13 @@ import numpy as np
 from association.siamese import AppearanceModel, AppearanceParams
 from mot.errors import UserError
 from mot.sequence import open_folder
-from mot.studies.appearance import Embedder, embed_sequence, gap_pairs, luv_histograms, score
+from mot.studies.appearance import (
+    Embedder,
+    embed_sequence,
+    gap_pairs,
+    luv_histograms,
+    score,
+)
 
 #: The shipped Siamese model's label; ``--model shipped=`` (empty path) selects it.
 SHIPPED = "shipped siamese.pt"
@@ -88,7 +94,7 @@ def score_generations(generations: dict[str, str | Path], methods: dict[str, Emb
                             "generations must be copies of one sequence")
         scores[label] = score(boxes, emb, gaps)
         drifts[label] = {m: drift(ref_emb[m], emb[m], boxes) for m in methods}
-    return {"generations": {k: str(v) for k, v in generations.items()}, "boxes": int(len(ref_boxes["ids"])),
+    return {"generations": {k: str(v) for k, v in generations.items()}, "boxes": len(ref_boxes["ids"]),
             "scores": scores, "drift": drifts}
 
 
