@@ -15,6 +15,7 @@ people per frame (a pairwise network costs one pass per track-detection pair).
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,24 @@ SCENES = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TU
 EXTRA_TRAIN = ["MOT17-04*", "MOT17-10*", "MOT17-13*"]
 
 
+#: The sequences scored for a scene (left out, or validating): both PETS 2009 views; of the
+#: ADL-Rundle-6 footage only MOT17-09, its denser annotation (the same frames scored twice otherwise).
+SCORED = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TUD-Campus"],
+          "PETS09": ["PETS09-S2L1", "PETS09-S3-MF1"], "ADL-Rundle-6": ["MOT17-09"]}
+RECIPE = "recipe (scene left out)"
+
+
+def validation_scene(scene: str) -> str:
+    """The scene that chooses the stopping point and the inference share when ``scene`` is left out."""
+    return "TUD-Campus" if scene != "TUD-Campus" else "PETS09"
+
+
 def split(scene: str) -> tuple[list[str], list[str], list[str]]:
     """(train, val, test) sequence names when ``scene`` is left out.
 
     The validation scene (stopping point) is TUD-Campus, or PETS09 when TUD-Campus is the one left out.
     """
-    val_scene = "TUD-Campus" if scene != "TUD-Campus" else "PETS09"
+    val_scene = validation_scene(scene)
     train = [s for name, seqs in SCENES.items() if name not in (scene, val_scene) for s in seqs]
     return train + EXTRA_TRAIN, list(SCENES[val_scene]), list(SCENES[scene])
 
@@ -69,10 +82,68 @@ def imagenet_mobilenet(path: str | Path, patch: PatchParams | None = None) -> Em
     return embed
 
 
+def reweight(emb: np.ndarray, hist_dim: int, trained_share: float, share: float) -> np.ndarray:
+    """Embeddings ``[sqrt(s0) h, sqrt(1 - s0) c]`` re-weighted to ``[sqrt(s) h, sqrt(1 - s) c]``.
+
+    The same as embedding with ``AppearanceParams(hist_share=s)`` (the two parts are each of unit
+    norm), without a second pass through the network.
+
+    Args:
+        emb: (M, hist_dim + E) float32 embeddings of a model with a colour layer, at share ``trained_share``.
+        hist_dim: the colour layer's output size (the first columns).
+        trained_share, share: s0 and s, in (0, 1).
+    """
+    out = np.array(emb, np.float32, copy=True)
+    out[:, :hist_dim] *= np.sqrt(share / trained_share)
+    out[:, hist_dim:] *= np.sqrt((1 - share) / (1 - trained_share))
+    return out
+
+
+def share_criterion(scores: dict, gaps=(1, 10, 30)) -> float:
+    """Mean over the gaps of AUC plus rank-1 (one method's scores): what the inference share maximises."""
+    return float(np.mean([scores[g]["auc"] + scores[g]["rank1"] for g in gaps]))
+
+
+def choose_share(by_share: dict[float, dict], gaps=(1, 10, 30)) -> float:
+    """The share with the highest :func:`share_criterion` (ties: the first in the grid)."""
+    best, best_value = None, -np.inf
+    for share, scores in by_share.items():
+        value = share_criterion(scores, gaps)
+        if value > best_value + 1e-12:
+            best, best_value = share, value
+    return best
+
+
+def _paths(roots: list[Path], names: list[str]) -> list[Path]:
+    from mot.errors import UserError
+
+    found = {p.name: p for root in roots if root.is_dir() for p in discover(root)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise UserError(f"sequence {missing[0]} not found under {', '.join(map(str, roots))}")
+    return [found[n] for n in names]
+
+
+def _embed_scene(roots: list[Path], names: list[str], embedders: dict[str, Embedder]) -> list[tuple[dict, dict]]:
+    return [embed_sequence(open_sequence(p), embedders) for p in _paths(roots, names)]
+
+
+def _scene_scores(embedded: list[tuple[dict, dict]], methods: dict, gaps) -> dict:
+    """Scores of a scene (its sequences pooled); ``methods``: label -> f(embeddings dict) -> (M, E)."""
+    per_seq = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+    return per_seq[0] if len(per_seq) == 1 else pooled(per_seq)
+
+
 def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained: str, reid: list[str] | None,
              overrides: dict | None = None, cache: str | None = None, gaps=(1, 10, 30),
-             shipped: bool = True, progress: bool = False) -> dict:
+             shipped: bool = True, progress: bool = False, shares=None,
+             keep: str | Path | None = None) -> dict:
     """Trains (or reuses) one model per left-out scene and benchmarks it on that scene.
+
+    With ``shares`` (inference ``hist_share`` values; the model must have a colour layer), each fold
+    model is first scored on its validation scene (:func:`validation_scene`, never the scene
+    reported) at every share, the share with the best mean AUC plus rank-1 over the gaps is chosen,
+    and the left-out scene is scored at that share, beside the model at its trained share.
 
     Args:
         data: folders of MOTChallenge-layout sequences with ground truth.
@@ -82,38 +153,94 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         reid: re-id crop folders for training.
         overrides: ``TrainParams`` fields for every model (the recipe).
         shipped: also score the shipped model.
+        shares: inference shares to choose from on validation (None: the trained share only).
+        keep: a folder to save each scored sequence's boxes and embeddings in (``<scene>_<seq>.npz``,
+            float16), for later study without embedding again.
 
     Returns:
-        JSON-ready: per scene the split, the training summary and the scores; pooled scores.
+        JSON-ready: per scene the split, the training summary, the validation scores per share, the
+        chosen share and the scores (:data:`SCORED` sequences, pooled); scores pooled over all scenes.
     """
     from mot.config import from_dict
+    from mot.errors import UserError
     from mot.training.siamese import TrainParams, train
 
+    for s in shares or ():
+        if not 0 < s < 1:
+            raise UserError(f"hist_share must be in (0, 1), got {s:g}")
     out_dir = Path(out_dir)
     roots = [Path(d) for d in data]
-    result, per_scene = {"scenes": {}}, {}
+    result, per_seq = {"scenes": {}}, []
     imagenet = imagenet_mobilenet(pretrained)
+    shipped_model = AppearanceModel(AppearanceParams(), "cpu") if shipped else None
     for scene in scenes:
-        tr, val, test = split(scene)
+        tr, val, _ = split(scene)
         weights = out_dir / f"loso_{scene}.pt"
         summary = None
         if not weights.is_file():
             params = from_dict(TrainParams, dict(overrides or {}, train=tr, val=val), "train")
             summary = train(roots, weights, params, reid=reid, cache=cache, progress=progress, pretrained=pretrained)
             summary.pop("history", None)
-        embedders: dict[str, Embedder] = {
-            "recipe (scene left out)": AppearanceModel(AppearanceParams(weights=str(weights)), "cpu").embed}
-        if shipped:
-            embedders["shipped siamese.pt"] = AppearanceModel(AppearanceParams(), "cpu").embed
-        embedders["LUV colour histogram"] = luv_histograms
-        embedders["ImageNet MobileNetV2 (raw)"] = imagenet
-        path = [p for root in roots if root.is_dir() for p in discover(root) if p.name == test[0]]
-        boxes, emb = embed_sequence(open_sequence(path[0]), embedders)
-        per_scene[scene] = score(boxes, emb, gaps)
-        result["scenes"][scene] = {"train": tr, "val": val, "test": test[0], "training": summary,
-                                   "scores": per_scene[scene]}
-    result["pooled"] = pooled(list(per_scene.values()))
+        model = AppearanceModel(AppearanceParams(weights=str(weights)), "cpu")
+        trained_share = model.net.hist_share
+        entry = {"train": tr, "val": val, "test": SCORED[scene], "training": summary,
+                 "trained_share": trained_share if model.net.hist is not None else None}
+        methods = {RECIPE: lambda e: e["recipe"]}
+        if shares:
+            if model.net.hist is None:
+                raise UserError(f"{weights}: --hist-share needs a model with a colour layer")
+            at = {s: partial(_reweighted, hist_dim=model.net.hist.output_dim, trained_share=trained_share,
+                             share=s) for s in shares}
+            val_scene = validation_scene(scene)
+            embedded = _embed_scene(roots, SCORED[val_scene], {"recipe": model.embed})
+            by_share = {s: _scene_scores(embedded, {"m": at[s]}, gaps)["m"] for s in shares}
+            chosen = choose_share(by_share, gaps)
+            entry.update(val_scene=val_scene, chosen_share=chosen,
+                         validation={str(s): {"criterion": share_criterion(v, gaps), "scores": v}
+                                     for s, v in by_share.items()})
+            methods = {f"recipe, s={chosen:g} (chosen on {val_scene})": at[chosen],
+                       f"recipe, s={trained_share:g} (as trained)": lambda e: e["recipe"]}
+        embedders: dict[str, Embedder] = {"recipe": model.embed}
+        if shipped_model is not None:
+            embedders["shipped"] = shipped_model.embed
+            methods["shipped siamese.pt"] = lambda e: e["shipped"]
+        embedders["hist"], embedders["imagenet"] = luv_histograms, imagenet
+        methods["LUV colour histogram"] = lambda e: e["hist"]
+        methods["ImageNet MobileNetV2 (raw)"] = lambda e: e["imagenet"]
+        embedded = _embed_scene(roots, SCORED[scene], embedders)
+        if keep is not None:
+            _save_embeddings(Path(keep), scene, SCORED[scene], embedded)
+        seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+        # the method labels carry each fold's share: pooled rows use the fold-independent names
+        generic = [{_generic(k): v for k, v in s.items()} for s in seq_scores]
+        per_seq.extend(generic)
+        entry["scores"] = seq_scores[0] if len(seq_scores) == 1 else pooled(seq_scores)
+        entry["sequences"] = dict(zip(SCORED[scene], seq_scores))
+        result["scenes"][scene] = entry
+    result["pooled"] = pooled(per_seq)
     return result
+
+
+def _reweighted(emb: dict, hist_dim: int, trained_share: float, share: float) -> np.ndarray:
+    return reweight(emb["recipe"], hist_dim, trained_share, share)
+
+
+def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[tuple[dict, dict]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (boxes, emb) in zip(names, embedded):
+        path = folder / f"{scene}_{name}.npz"
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **boxes, **{f"emb_{k}": v.astype(np.float16) for k, v in emb.items()})
+        tmp.replace(path)
+
+
+def _generic(label: str) -> str:
+    """A fold's method label without the fold's share value, for the rows pooled over folds."""
+    if label.startswith("recipe, s=") and "chosen" in label:
+        return "recipe, s chosen on validation"
+    if label.startswith("recipe, s=") and "as trained" in label:
+        return "recipe, s as trained"
+    return label
 
 
 # ----------------------------------------------------------------------------- topologies

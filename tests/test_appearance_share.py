@@ -1,0 +1,118 @@
+"""The inference colour share (``AppearanceParams.hist_share``) and its choice on a validation scene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from association.patches import PatchParams
+from association.siamese import (
+    AppearanceModel,
+    AppearanceParams,
+    SiameseNet,
+    network_meta,
+    save_weights,
+)
+from mot.config import from_dict
+from mot.errors import UserError
+from mot.studies.appearance_loso import (
+    SCENES,
+    SCORED,
+    choose_share,
+    reweight,
+    share_criterion,
+    split,
+    validation_scene,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCH = PatchParams(64, 32)
+BOXES = np.array([[10, 10, 30, 60], [50, 20, 30, 70], [90, 5, 25, 80]], np.float32)
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def coloured(tmp_path):
+    """A small LUV model with a colour layer at hist_share 0.5 (random weights)."""
+    torch.manual_seed(0)
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.5, patch=(PATCH.height, PATCH.width))
+    path = tmp_path / "w.pt"
+    save_weights(path, net, network_meta(net, PATCH, None))
+    return path
+
+
+def test_invalid_share_is_a_one_line_user_error(coloured):
+    for bad in (0.0, 1.0, 1.5, -0.2):
+        with pytest.raises(UserError, match="hist_share must be in") as info:
+            from_dict(AppearanceParams, {"hist_share": bad}, "appearance")
+        assert "\n" not in str(info.value)
+        with pytest.raises(UserError, match="hist_share must be in"):
+            AppearanceModel(AppearanceParams(weights=str(coloured), hist_share=bad), device="cpu")
+    assert from_dict(AppearanceParams, {"hist_share": 0.8}, "appearance").hist_share == 0.8
+
+
+def test_share_without_a_colour_layer_is_refused(tmp_path):
+    net = SiameseNet(3, 16, width=8)
+    save_weights(tmp_path / "plain.pt", net, network_meta(net, PATCH, None))
+    with pytest.raises(UserError, match="no colour layer"):
+        AppearanceModel(AppearanceParams(weights=str(tmp_path / "plain.pt"), hist_share=0.7), device="cpu")
+
+
+def test_share_changes_the_embedding_as_reweight_says(coloured):
+    image = _image()
+    base = AppearanceModel(AppearanceParams(weights=str(coloured)), device="cpu")
+    same = AppearanceModel(AppearanceParams(weights=str(coloured), hist_share=0.5), device="cpu")
+    high = AppearanceModel(AppearanceParams(weights=str(coloured), hist_share=0.8), device="cpu")
+    e0, e_same, e8 = base.embed(image, BOXES), same.embed(image, BOXES), high.embed(image, BOXES)
+    np.testing.assert_allclose(e_same, e0, atol=1e-6)
+    assert np.abs(e8 - e0).max() > 1e-2
+    np.testing.assert_allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)
+    hist_dim = base.net.hist.output_dim
+    # the colour part carries 0.8 of the squared norm, the CNN part 0.2
+    np.testing.assert_allclose((e8[:, :hist_dim] ** 2).sum(1), 0.8, atol=1e-5)
+    np.testing.assert_allclose(reweight(e0, hist_dim, 0.5, 0.8), e8, atol=1e-5)
+    # the squared distance is s times the colour part's plus (1 - s) times the CNN part's
+    d2 = lambda e: ((e[0] - e[1]) ** 2).sum()
+    colour, cnn = d2(e0[:, :hist_dim]) / 0.5, d2(e0[:, hist_dim:]) / 0.5
+    assert d2(e8) == pytest.approx(0.8 * colour + 0.2 * cnn, rel=1e-4)
+
+
+def _scores(auc: float, rank1: float) -> dict:
+    return {g: {"auc": auc, "rank1": rank1} for g in (1, 10, 30)}
+
+
+def test_choose_share_maximises_auc_plus_rank1():
+    by_share = {0.5: _scores(0.90, 0.70), 0.7: _scores(0.92, 0.71), 0.9: _scores(0.95, 0.60)}
+    assert share_criterion(by_share[0.7]) == pytest.approx(1.63)
+    assert choose_share(by_share) == 0.7
+    by_share[0.9] = _scores(0.96, 0.70)
+    assert choose_share(by_share) == 0.9
+    assert choose_share({0.6: _scores(0.9, 0.7), 0.8: _scores(0.9, 0.7)}) == 0.6  # ties: the first
+
+
+def test_the_reported_scene_never_chooses():
+    for scene in SCENES:
+        val = validation_scene(scene)
+        train, val_seqs, test = split(scene)
+        assert val != scene
+        assert set(SCORED[scene]) <= set(SCENES[scene]) and set(SCORED[val]) <= set(val_seqs)
+        assert not set(train) & (set(test) | set(val_seqs))
+
+
+def test_script_rejects_a_bad_share_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "appearance_loso.py"), "--data", str(tmp_path),
+                           "--pretrained", str(tmp_path / "x.pt"), "--models", str(tmp_path / "m"),
+                           "--hist-share", "0.7", "1.2", "--out", str(tmp_path / "r.json")],
+                          check=False, capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: hist_share must be in (0, 1), got 1.2"
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "m").exists()
