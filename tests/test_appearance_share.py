@@ -116,3 +116,44 @@ def test_script_rejects_a_bad_share_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: hist_share must be in (0, 1), got 1.2"
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "m").exists()
+
+
+def test_loso_chooses_the_share_on_validation_and_reports_it(synthetic_root, tmp_path, monkeypatch):
+    """run_loso on two generated sequences (a fold model given, so nothing trains)."""
+    from association.backbone import MobileNetV2Features
+    from mot.studies import appearance_loso as loso
+
+    scenes = {"A": ["SYN-A"], "TUD-Campus": ["SYN-B"], "PETS09": ["SYN-B"]}
+    monkeypatch.setattr(loso, "SCENES", scenes)
+    monkeypatch.setattr(loso, "SCORED", scenes)
+    torch.manual_seed(0)
+    torch.save(MobileNetV2Features(3, 19).state_dict(), tmp_path / "imagenet.pt")
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.5, patch=(PATCH.height, PATCH.width))
+    save_weights(tmp_path / "m" / "loso_A.pt", net, network_meta(net, PATCH, None))
+
+    def run(shares):
+        return loso.run_loso([str(synthetic_root)], ["A"], tmp_path / "m", str(tmp_path / "imagenet.pt"), None,
+                             shipped=False, shares=shares, keep=tmp_path / "emb")
+
+    grid = [0.5, 0.7, 0.9]
+    result = run(grid)
+    entry = result["scenes"]["A"]
+    assert entry["val_scene"] == "TUD-Campus" and entry["test"] == ["SYN-A"]
+    by_share = {float(s): v["scores"] for s, v in entry["validation"].items()}
+    assert list(by_share) == grid and entry["chosen_share"] == choose_share(by_share)
+    assert entry["chosen_share_by_gap"] == {g: choose_share(by_share, (g,)) for g in (1, 10, 30)}
+    assert set(result["pooled"]) == {"recipe, s chosen on validation", "recipe, s as trained",
+                                     "recipe, s per gap chosen on validation", "LUV colour histogram",
+                                     "ImageNet MobileNetV2 (raw)"}
+    assert (tmp_path / "emb" / "A_SYN-A.npz").is_file() and (tmp_path / "emb" / "A-val_SYN-B.npz").is_file()
+    # only the trained share on offer: the chosen row is the as-trained row
+    same = run([0.5])["pooled"]
+    assert same["recipe, s chosen on validation"] == same["recipe, s as trained"]
+
+
+def test_choose_share_leaves_out_gaps_without_pairs():
+    nan = float("nan")
+    by_share = {0.5: {1: {"auc": 0.9, "rank1": 0.8}, 10: {"auc": nan, "rank1": nan}},
+                0.9: {1: {"auc": 0.95, "rank1": 0.8}, 10: {"auc": nan, "rank1": nan}}}
+    assert choose_share(by_share, (1, 10)) == 0.9
+    assert choose_share(by_share, (10,)) == 0.5

@@ -100,13 +100,17 @@ def reweight(emb: np.ndarray, hist_dim: int, trained_share: float, share: float)
 
 
 def share_criterion(scores: dict, gaps=(1, 10, 30)) -> float:
-    """Mean over the gaps of AUC plus rank-1 (one method's scores): what the inference share maximises."""
-    return float(np.mean([scores[g]["auc"] + scores[g]["rank1"] for g in gaps]))
+    """Mean over the gaps of AUC plus rank-1 (one method's scores): what the inference share maximises.
+
+    Gaps without pairs (NaN) are left out; -inf when no gap has any.
+    """
+    values = np.array([scores[g]["auc"] + scores[g]["rank1"] for g in gaps], float)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else -np.inf
 
 
 def choose_share(by_share: dict[float, dict], gaps=(1, 10, 30)) -> float:
-    """The share with the highest :func:`share_criterion` (ties: the first in the grid)."""
-    best, best_value = None, -np.inf
+    """The share with the highest :func:`share_criterion` (ties, or no pairs at all: the first in the grid)."""
+    best, best_value = next(iter(by_share)), -np.inf
     for share, scores in by_share.items():
         value = share_criterion(scores, gaps)
         if value > best_value + 1e-12:
@@ -195,9 +199,13 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
             embedded = _embed_scene(roots, SCORED[val_scene], {"recipe": model.embed})
             by_share = {s: _scene_scores(embedded, {"m": at[s]}, gaps)["m"] for s in shares}
             chosen = choose_share(by_share, gaps)
-            entry.update(val_scene=val_scene, chosen_share=chosen,
+            # a tracker knows how many frames separate a track from a detection: a share per gap
+            by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
+            entry.update(val_scene=val_scene, chosen_share=chosen, chosen_share_by_gap=by_gap,
                          validation={str(s): {"criterion": share_criterion(v, gaps), "scores": v}
                                      for s, v in by_share.items()})
+            if keep is not None:
+                _save_embeddings(Path(keep), f"{scene}-val", SCORED[val_scene], embedded)
             methods = {f"recipe, s={chosen:g} (chosen on {val_scene})": at[chosen],
                        f"recipe, s={trained_share:g} (as trained)": lambda e: e["recipe"]}
         embedders: dict[str, Embedder] = {"recipe": model.embed}
@@ -211,6 +219,12 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         if keep is not None:
             _save_embeddings(Path(keep), scene, SCORED[scene], embedded)
         seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+        if shares:
+            label = f"recipe, s per gap {'/'.join(f'{by_gap[g]:g}' for g in gaps)} (chosen on {val_scene})"
+            for (boxes, emb), row in zip(embedded, seq_scores):
+                row[label] = {g: score(boxes, {"m": at[by_gap[g]](emb)}, (g,))["m"][g] for g in gaps}
+            seq_scores = [{k: row[k] for k in sorted(row, key=lambda k: not k.startswith("recipe"))}
+                          for row in seq_scores]
         # the method labels carry each fold's share: pooled rows use the fold-independent names
         generic = [{_generic(k): v for k, v in s.items()} for s in seq_scores]
         per_seq.extend(generic)
@@ -240,6 +254,8 @@ def _generic(label: str) -> str:
         return "recipe, s chosen on validation"
     if label.startswith("recipe, s=") and "as trained" in label:
         return "recipe, s as trained"
+    if label.startswith("recipe, s per gap"):
+        return "recipe, s per gap chosen on validation"
     return label
 
 
