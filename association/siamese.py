@@ -328,15 +328,15 @@ class AppearanceParams:
     use_flow: bool | None = False  # None: as the weights were trained; False zeroes the flow channels
     batch_size: int = 64          # patches per forward pass (a frame with more is split)
     # The colour layer's share s of the squared distance, [sqrt(s) * histogram, sqrt(1 - s) * cnn]:
-    # None keeps the share the weights were trained with; a value in (0, 1) re-weights the two parts
-    # at inference without retraining (weights with a colour layer only).
+    # None keeps the share the weights were trained with; a value in [0, 1] re-weights the two parts
+    # at inference without retraining (weights with a colour layer only; 1: colour only, 0: CNN only).
     hist_share: float | None = None
 
     def validate(self):
         if self.batch_size < 1:
             return "batch_size must be >= 1"
-        if self.hist_share is not None and not 0 < self.hist_share < 1:
-            return f"hist_share must be in (0, 1) or null, got {self.hist_share}"
+        if self.hist_share is not None and not 0 <= self.hist_share <= 1:
+            return f"hist_share must be in [0, 1] or null, got {self.hist_share}"
         return None
 
 

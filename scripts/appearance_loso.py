@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", help="crop cache folder")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainParams field")
     ap.add_argument("--hist-share", nargs="+", type=float, metavar="S",
-                    help="inference colour shares in (0, 1) to choose from on each fold's validation scene")
+                    help="inference colour shares in [0, 1] to choose from on each fold's validation scene")
     ap.add_argument("--keep-embeddings", metavar="DIR", help="save the scored sequences' embeddings here (npz)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="write the results as JSON")

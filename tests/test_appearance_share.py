@@ -50,7 +50,7 @@ def coloured(tmp_path):
 
 
 def test_invalid_share_is_a_one_line_user_error(coloured):
-    for bad in (0.0, 1.0, 1.5, -0.2):
+    for bad in (1.5, -0.2, 1.0001):
         with pytest.raises(UserError, match="hist_share must be in") as info:
             from_dict(AppearanceParams, {"hist_share": bad}, "appearance")
         assert "\n" not in str(info.value)
@@ -114,7 +114,7 @@ def test_script_rejects_a_bad_share_in_one_line(tmp_path):
                           check=False, capture_output=True, text=True, cwd=ROOT,
                           env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: hist_share must be in (0, 1), got 1.2"
+    assert proc.stderr.strip() == "error: hist_share must be in [0, 1], got 1.2"
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "m").exists()
 
 
@@ -146,6 +146,16 @@ def test_loso_chooses_the_share_on_validation_and_reports_it(synthetic_root, tmp
                                      "recipe, s per gap chosen on validation", "LUV colour histogram",
                                      "ImageNet MobileNetV2 (raw)"}
     assert (tmp_path / "emb" / "A_SYN-A.npz").is_file() and (tmp_path / "emb" / "A-val_SYN-B.npz").is_file()
+    # the same choice again from the saved embeddings, without a network
+    again = loso.choose_saved(tmp_path / "emb", "A", net.hist.output_dim, 0.5, grid)
+    assert again["chosen_share"] == entry["chosen_share"]
+    assert again["chosen_share_by_gap"] == entry["chosen_share_by_gap"]
+    assert again["scores"]["one share"] == entry["scores"][f"recipe, s={entry['chosen_share']:g} (chosen on TUD-Campus)"]
+    sweep = loso.share_sweep(tmp_path / "emb", "A", net.hist.output_dim, 0.5, [0.5, 1.0])
+    assert sweep["s=0.5"] == entry["scores"]["recipe, s=0.5 (as trained)"]
+    for g in (1, 10):
+        for key in ("auc", "auc_hard", "rank1"):
+            assert sweep["s=1"][g][key] == pytest.approx(sweep["colour part alone"][g][key], abs=1e-3)
     # only the trained share on offer: the chosen row is the as-trained row
     same = run([0.5])["pooled"]
     assert same["recipe, s chosen on validation"] == same["recipe, s as trained"]
@@ -157,3 +167,36 @@ def test_choose_share_leaves_out_gaps_without_pairs():
                 0.9: {1: {"auc": 0.95, "rank1": 0.8}, 10: {"auc": nan, "rank1": nan}}}
     assert choose_share(by_share, (1, 10)) == 0.9
     assert choose_share(by_share, (10,)) == 0.5
+
+
+def _saved_scene(folder, name, colour_noise, cnn_noise, seed):
+    """A scene of 6 people over 40 frames whose colour and CNN parts are as informative as told."""
+    rng = np.random.default_rng(seed)
+    frames = np.repeat(np.arange(1, 41), 6)
+    ids = np.tile(np.arange(6), 40)
+    tlwh = np.column_stack([ids * 50.0, np.zeros_like(frames, float), np.full(len(ids), 20.0),
+                            np.full(len(ids), 60.0)]).astype(np.float32)
+    parts = []
+    for dim, noise in ((32, colour_noise), (8, cnn_noise)):
+        e = rng.standard_normal((6, dim))[ids] + noise * rng.standard_normal((len(ids), dim))
+        parts.append(np.sqrt(0.5) * e / np.linalg.norm(e, axis=1, keepdims=True))
+    np.savez(folder / f"{name}_{name}.npz", frames=frames, ids=ids, tlwh=tlwh,
+             emb_recipe=np.hstack(parts).astype(np.float32))
+
+
+def test_choose_on_other_folds_never_uses_the_reported_scene(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"], "B": ["B"], "C": ["C"]})
+    _saved_scene(tmp_path, "A", colour_noise=0.3, cnn_noise=3.0, seed=1)   # colour tells people apart
+    _saved_scene(tmp_path, "B", colour_noise=3.0, cnn_noise=0.3, seed=2)   # the CNN does
+    _saved_scene(tmp_path, "C", colour_noise=3.0, cnn_noise=0.3, seed=3)
+    shares = [0.1, 0.5, 0.9]
+    out = loso.choose_on_other_folds(tmp_path, ["A", "B", "C"], 32, 0.5, shares, gaps=(1, 10))
+    # A's share comes from B and C (where the CNN is better): low, though A itself wants a high one
+    sweep_a = loso.share_sweep(tmp_path, "A", 32, 0.5, shares, gaps=(1, 10), baselines=())
+    assert loso.choose_share({s: sweep_a[f"s={s:g}"] for s in shares}, (1, 10)) == 0.9
+    assert out["A"]["chosen_share"] == 0.1
+    assert out["A"]["scores"]["one share"] == sweep_a["s=0.1"]
+    for g in (1, 10):
+        assert out["A"]["scores"]["a share per gap"][g] == sweep_a[f"s={out['A']['chosen_share_by_gap'][g]:g}"][g]

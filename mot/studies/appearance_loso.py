@@ -91,7 +91,7 @@ def reweight(emb: np.ndarray, hist_dim: int, trained_share: float, share: float)
     Args:
         emb: (M, hist_dim + E) float32 embeddings of a model with a colour layer, at share ``trained_share``.
         hist_dim: the colour layer's output size (the first columns).
-        trained_share, share: s0 and s, in (0, 1).
+        trained_share, share: s0 in (0, 1) and s in [0, 1].
     """
     out = np.array(emb, np.float32, copy=True)
     out[:, :hist_dim] *= np.sqrt(share / trained_share)
@@ -159,7 +159,7 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         shipped: also score the shipped model.
         shares: inference shares to choose from on validation (None: the trained share only).
         keep: a folder to save each scored sequence's boxes and embeddings in (``<scene>_<seq>.npz``,
-            float16), for later study without embedding again.
+            float32), for later study without embedding again.
 
     Returns:
         JSON-ready: per scene the split, the training summary, the validation scores per share, the
@@ -170,8 +170,8 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
     from mot.training.siamese import TrainParams, train
 
     for s in shares or ():
-        if not 0 < s < 1:
-            raise UserError(f"hist_share must be in (0, 1), got {s:g}")
+        if not 0 <= s <= 1:
+            raise UserError(f"hist_share must be in [0, 1], got {s:g}")
     out_dir = Path(out_dir)
     roots = [Path(d) for d in data]
     result, per_seq = {"scenes": {}}, []
@@ -244,7 +244,7 @@ def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[
     for name, (boxes, emb) in zip(names, embedded):
         path = folder / f"{scene}_{name}.npz"
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **boxes, **{f"emb_{k}": v.astype(np.float16) for k, v in emb.items()})
+        np.savez(tmp, **boxes, **{f"emb_{k}": v.astype(np.float32) for k, v in emb.items()})
         tmp.replace(path)
 
 
@@ -395,3 +395,101 @@ def compare_topologies(seq_dir: str | Path, weights: dict[str, str], gaps=(1, 10
                          "scores": score_pairs(boxes, PairScorer(net, inputs), gaps),
                          "network_ms": topology_cost(net, patch, meta["in_channels"])}
     return result
+
+
+# ----------------------------------------------------------------------------- diagnosis
+
+def _load_saved(folder: Path, prefix: str, names: list[str]) -> list[tuple[dict, dict]]:
+    from mot.errors import UserError
+
+    paths = [folder / f"{prefix}_{n}.npz" for n in names]
+    if not all(p.is_file() for p in paths):
+        raise UserError(f"{folder}: no saved embeddings {paths[0].name} (run appearance_loso.py --keep-embeddings)")
+    out = []
+    for p in paths:
+        with np.load(p) as z:
+            out.append(({k: z[k] for k in ("frames", "ids", "tlwh")},
+                        {k[4:]: z[k].astype(np.float32) for k in z.files if k.startswith("emb_")}))
+    return out
+
+
+def _unit(e: np.ndarray) -> np.ndarray:
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def share_sweep(folder: str | Path, scene: str, hist_dim: int, trained_share: float, shares, gaps=(1, 10, 30),
+                baselines=("hist", "imagenet")) -> dict:
+    """Scores of a scene's saved embeddings (``run_loso(keep=...)``) at each share, and each part alone.
+
+    A diagnosis on the reported scene, not a choice: it shows what each share would have scored,
+    never which to use. ``baselines``: saved embedder keys scored beside (``hist``, ``imagenet``,
+    ``shipped``).
+
+    Returns:
+        Scores as :func:`mot.studies.appearance.score` (the scene's sequences pooled), rows
+        ``s=<share>``, ``colour part alone``, ``CNN part alone`` and the baselines.
+    """
+    methods = {f"s={s:g}": partial(_reweighted, hist_dim=hist_dim, trained_share=trained_share, share=s)
+               for s in shares}
+    methods["colour part alone"] = lambda e: _unit(e["recipe"][:, :hist_dim])
+    methods["CNN part alone"] = lambda e: _unit(e["recipe"][:, hist_dim:])
+    for key in baselines:
+        methods[key] = lambda e, key=key: e[key]
+    return _scene_scores(_load_saved(Path(folder), scene, SCORED[scene]), methods, gaps)
+
+
+def choose_saved(folder: str | Path, scene: str, hist_dim: int, trained_share: float, shares,
+                 gaps=(1, 10, 30)) -> dict:
+    """The share chosen on the fold's saved validation embeddings (one share, and one per gap), and
+    the left-out scene's saved embeddings scored with each: ``run_loso``'s choice with another grid,
+    without running a network.
+
+    Returns:
+        ``{"chosen_share", "chosen_share_by_gap", "validation": {share: criterion}, "scores": {row: ...}}``.
+    """
+    folder = Path(folder)
+    at = {s: partial(_reweighted, hist_dim=hist_dim, trained_share=trained_share, share=s) for s in shares}
+    val = _load_saved(folder, f"{scene}-val", SCORED[validation_scene(scene)])
+    by_share = {s: _scene_scores(val, {"m": at[s]}, gaps)["m"] for s in shares}
+    chosen = choose_share(by_share, gaps)
+    by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
+    test = _load_saved(folder, scene, SCORED[scene])
+    per_seq = []
+    for boxes, emb in test:
+        row = score(boxes, {"one share": at[chosen](emb)}, gaps)
+        row["a share per gap"] = {g: score(boxes, {"m": at[by_gap[g]](emb)}, (g,))["m"][g] for g in gaps}
+        per_seq.append(row)
+    return {"chosen_share": chosen, "chosen_share_by_gap": by_gap,
+            "validation": {str(s): share_criterion(v, gaps) for s, v in by_share.items()},
+            "scores": per_seq[0] if len(per_seq) == 1 else pooled(per_seq), "sequences": per_seq}
+
+
+def choose_on_other_folds(folder: str | Path, scenes: list[str], hist_dim: int, trained_share: float, shares,
+                          gaps=(1, 10, 30)) -> dict:
+    """For each scene, the share chosen on the other scenes' left-out scores, pooled, then that scene scored.
+
+    Every scene in ``scenes`` must have saved left-out embeddings (``run_loso(keep=...)``): scene
+    Y's are those of the model that never saw Y. The share reported for scene X is the one with the
+    best :func:`share_criterion` pooled over the other scenes (one share, and one per gap): X's own
+    scores never take part. Many more pairs than one validation scene, so less noise.
+
+    Returns:
+        ``{scene: {"chosen_share", "chosen_share_by_gap", "scores", "sequences"}}``.
+    """
+    folder = Path(folder)
+    at = {s: partial(_reweighted, hist_dim=hist_dim, trained_share=trained_share, share=s) for s in shares}
+    per_scene = {}
+    for scene in scenes:  # every sequence at every share, once
+        per_scene[scene] = [score(boxes, {s: at[s](emb) for s in shares}, gaps)
+                            for boxes, emb in _load_saved(folder, scene, SCORED[scene])]
+    out = {}
+    for scene in scenes:
+        others = [seq for other in scenes if other != scene for seq in per_scene[other]]
+        by_share = {s: pooled([{"m": seq[s]} for seq in others])["m"] for s in shares}
+        chosen = choose_share(by_share, gaps)
+        by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
+        seqs = [{"one share": seq[chosen], "a share per gap": {g: seq[by_gap[g]][g] for g in gaps}}
+                for seq in per_scene[scene]]
+        out[scene] = {"chosen_share": chosen, "chosen_share_by_gap": by_gap,
+                      "scores": seqs[0] if len(seqs) == 1 else pooled(seqs), "sequences": seqs}
+    return out
