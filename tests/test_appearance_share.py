@@ -200,3 +200,17 @@ def test_choose_on_other_folds_never_uses_the_reported_scene(tmp_path, monkeypat
     assert out["A"]["scores"]["one share"] == sweep_a["s=0.1"]
     for g in (1, 10):
         assert out["A"]["scores"]["a share per gap"][g] == sweep_a[f"s={out['A']['chosen_share_by_gap'][g]:g}"][g]
+
+
+def test_share_study_errors_are_one_line(tmp_path):
+    from mot.studies.appearance_loso import share_study
+
+    for args, match in ((([0.5, 1.2], "sweep"), "shares must be in"), (([0.5], "nonsense"), "unknown study"),
+                        (([0.5], "sweep"), "no saved embeddings")):
+        with pytest.raises(UserError, match=match) as info:
+            share_study(tmp_path, ["KITTI-17"], *args)
+        assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="at least two scenes"):
+        share_study(tmp_path, ["KITTI-17"], [0.5], "other-folds")
+    with pytest.raises(UserError, match="trained share"):
+        share_study(tmp_path, ["KITTI-17"], [0.5], "sweep", trained_share=1.0)

@@ -493,3 +493,53 @@ def choose_on_other_folds(folder: str | Path, scenes: list[str], hist_dim: int, 
         out[scene] = {"chosen_share": chosen, "chosen_share_by_gap": by_gap,
                       "scores": seqs[0] if len(seqs) == 1 else pooled(seqs), "sequences": seqs}
     return out
+
+
+def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "sweep", hist_dim: int = 2048,
+                trained_share: float = 0.5) -> dict:
+    """``scripts/appearance_share_sweep.py``: one of the studies of saved embeddings above, checked.
+
+    Args:
+        mode: ``sweep`` (:func:`share_sweep` per scene), ``validation`` (:func:`choose_saved` per
+            scene) or ``other-folds`` (:func:`choose_on_other_folds`).
+
+    Returns:
+        Per scene the study's result; the choosing modes add ``pooled`` (every scored sequence).
+
+    Raises:
+        UserError: a share outside [0, 1], a trained share outside (0, 1), an unknown mode, too few
+            scenes for ``other-folds``, or missing embeddings.
+    """
+    from mot.errors import UserError
+
+    for s in shares:
+        if not 0 <= s <= 1:
+            raise UserError(f"shares must be in [0, 1], got {s:g}")
+    if not 0 < trained_share < 1:
+        raise UserError(f"the trained share must be in (0, 1), got {trained_share:g}")
+    if mode == "sweep":
+        return {scene: share_sweep(folder, scene, hist_dim, trained_share, shares) for scene in scenes}
+    if mode == "validation":
+        result = {scene: choose_saved(folder, scene, hist_dim, trained_share, shares) for scene in scenes}
+    elif mode == "other-folds":
+        if len(scenes) < 2:
+            raise UserError("choosing on the other folds needs at least two scenes")
+        result = choose_on_other_folds(folder, scenes, hist_dim, trained_share, shares)
+    else:
+        raise UserError(f"unknown study {mode!r} (sweep, validation, other-folds)")
+    result["pooled"] = pooled([s for r in result.values() for s in r.pop("sequences")])
+    return result
+
+
+def share_study_text(result: dict, mode: str = "sweep") -> str:
+    """:func:`share_study`'s result as markdown tables."""
+    from mot.studies.appearance import format_table
+
+    if mode == "sweep":
+        return "\n\n".join(f"{scene}\n{format_table(rows)}" for scene, rows in result.items())
+    parts = [f"pooled\n{format_table(result['pooled'])}"]
+    for scene, r in result.items():
+        if scene != "pooled":
+            per_gap = " / ".join(f"{s:g}" for s in r["chosen_share_by_gap"].values())
+            parts.append(f"{scene}: one share {r['chosen_share']:g}, per gap {per_gap}\n{format_table(r['scores'])}")
+    return "\n\n".join(parts)
