@@ -327,9 +327,17 @@ class AppearanceParams:
     # tracking TUD-Campus and MOT17-05, a moving camera) and saves the flow's 10-17 ms per frame.
     use_flow: bool | None = False  # None: as the weights were trained; False zeroes the flow channels
     batch_size: int = 64          # patches per forward pass (a frame with more is split)
+    # The colour layer's share s of the squared distance, [sqrt(s) * histogram, sqrt(1 - s) * cnn]:
+    # None keeps the share the weights were trained with; a value in [0, 1] re-weights the two parts
+    # at inference without retraining (weights with a colour layer only; 1: colour only, 0: CNN only).
+    hist_share: float | None = None
 
     def validate(self):
-        return None if self.batch_size >= 1 else "batch_size must be >= 1"
+        if self.batch_size < 1:
+            return "batch_size must be >= 1"
+        if self.hist_share is not None and not 0 <= self.hist_share <= 1:
+            return f"hist_share must be in [0, 1] or null, got {self.hist_share}"
+        return None
 
 
 class AppearanceModel:
@@ -342,11 +350,15 @@ class AppearanceModel:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
 
     Raises:
-        UserError: unreadable weights, or ``use_flow=True`` with weights trained without flow.
+        UserError: unreadable weights, ``use_flow=True`` with weights trained without flow, an invalid
+            ``hist_share`` or one given for weights without a colour layer.
     """
 
     def __init__(self, params: AppearanceParams | None = None, device: str = "auto"):
         self.params = params or AppearanceParams()
+        problem = self.params.validate()
+        if problem:
+            raise UserError(f"appearance: {problem}")
         self.device = resolve_device(device)
         path = resolve_weights(self.params.weights, DEFAULT_NAME)
         net, self.meta = load_weights(path)
@@ -357,6 +369,11 @@ class AppearanceModel:
         # The in-network topology's branch embeds; its learned weighted-L1 head scores pairs.
         self.pair_head = net.head if topology == "in_network" else None
         branch = net if topology == "cost_function" else net.branch
+        if self.params.hist_share is not None:
+            if branch.hist is None:
+                raise UserError(f"{path}: appearance hist_share={self.params.hist_share}, but these weights "
+                                f"have no colour layer")
+            branch.hist_share = float(self.params.hist_share)
         # Inference only: batch norms folded into the convolutions, channels-last (faster on a CPU).
         self.net = fuse_batch_norm(branch).to(self.device, memory_format=torch.channels_last)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])

@@ -15,6 +15,7 @@ people per frame (a pairwise network costs one pass per track-detection pair).
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,24 @@ SCENES = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TU
 EXTRA_TRAIN = ["MOT17-04*", "MOT17-10*", "MOT17-13*"]
 
 
+#: The sequences scored for a scene (left out, or validating): both PETS 2009 views; of the
+#: ADL-Rundle-6 footage only MOT17-09, its denser annotation (the same frames scored twice otherwise).
+SCORED = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TUD-Campus"],
+          "PETS09": ["PETS09-S2L1", "PETS09-S3-MF1"], "ADL-Rundle-6": ["MOT17-09"]}
+RECIPE = "recipe (scene left out)"
+
+
+def validation_scene(scene: str) -> str:
+    """The scene that chooses the stopping point and the inference share when ``scene`` is left out."""
+    return "TUD-Campus" if scene != "TUD-Campus" else "PETS09"
+
+
 def split(scene: str) -> tuple[list[str], list[str], list[str]]:
     """(train, val, test) sequence names when ``scene`` is left out.
 
     The validation scene (stopping point) is TUD-Campus, or PETS09 when TUD-Campus is the one left out.
     """
-    val_scene = "TUD-Campus" if scene != "TUD-Campus" else "PETS09"
+    val_scene = validation_scene(scene)
     train = [s for name, seqs in SCENES.items() if name not in (scene, val_scene) for s in seqs]
     return train + EXTRA_TRAIN, list(SCENES[val_scene]), list(SCENES[scene])
 
@@ -69,10 +82,72 @@ def imagenet_mobilenet(path: str | Path, patch: PatchParams | None = None) -> Em
     return embed
 
 
+def reweight(emb: np.ndarray, hist_dim: int, trained_share: float, share: float) -> np.ndarray:
+    """Embeddings ``[sqrt(s0) h, sqrt(1 - s0) c]`` re-weighted to ``[sqrt(s) h, sqrt(1 - s) c]``.
+
+    The same as embedding with ``AppearanceParams(hist_share=s)`` (the two parts are each of unit
+    norm), without a second pass through the network.
+
+    Args:
+        emb: (M, hist_dim + E) float32 embeddings of a model with a colour layer, at share ``trained_share``.
+        hist_dim: the colour layer's output size (the first columns).
+        trained_share, share: s0 in (0, 1) and s in [0, 1].
+    """
+    out = np.array(emb, np.float32, copy=True)
+    out[:, :hist_dim] *= np.sqrt(share / trained_share)
+    out[:, hist_dim:] *= np.sqrt((1 - share) / (1 - trained_share))
+    return out
+
+
+def share_criterion(scores: dict, gaps=(1, 10, 30)) -> float:
+    """Mean over the gaps of AUC plus rank-1 (one method's scores): what the inference share maximises.
+
+    Gaps without pairs (NaN) are left out; -inf when no gap has any.
+    """
+    values = np.array([scores[g]["auc"] + scores[g]["rank1"] for g in gaps], float)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else -np.inf
+
+
+def choose_share(by_share: dict[float, dict], gaps=(1, 10, 30)) -> float:
+    """The share with the highest :func:`share_criterion` (ties, or no pairs at all: the first in the grid)."""
+    best, best_value = next(iter(by_share)), -np.inf
+    for share, scores in by_share.items():
+        value = share_criterion(scores, gaps)
+        if value > best_value + 1e-12:
+            best, best_value = share, value
+    return best
+
+
+def _paths(roots: list[Path], names: list[str]) -> list[Path]:
+    from mot.errors import UserError
+
+    found = {p.name: p for root in roots if root.is_dir() for p in discover(root)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise UserError(f"sequence {missing[0]} not found under {', '.join(map(str, roots))}")
+    return [found[n] for n in names]
+
+
+def _embed_scene(roots: list[Path], names: list[str], embedders: dict[str, Embedder]) -> list[tuple[dict, dict]]:
+    return [embed_sequence(open_sequence(p), embedders) for p in _paths(roots, names)]
+
+
+def _scene_scores(embedded: list[tuple[dict, dict]], methods: dict, gaps) -> dict:
+    """Scores of a scene (its sequences pooled); ``methods``: label -> f(embeddings dict) -> (M, E)."""
+    per_seq = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+    return per_seq[0] if len(per_seq) == 1 else pooled(per_seq)
+
+
 def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained: str, reid: list[str] | None,
              overrides: dict | None = None, cache: str | None = None, gaps=(1, 10, 30),
-             shipped: bool = True, progress: bool = False) -> dict:
+             shipped: bool = True, progress: bool = False, shares=None,
+             keep: str | Path | None = None) -> dict:
     """Trains (or reuses) one model per left-out scene and benchmarks it on that scene.
+
+    With ``shares`` (inference ``hist_share`` values; the model must have a colour layer), each fold
+    model is first scored on its validation scene (:func:`validation_scene`, never the scene
+    reported) at every share, the share with the best mean AUC plus rank-1 over the gaps is chosen,
+    and the left-out scene is scored at that share, beside the model at its trained share.
 
     Args:
         data: folders of MOTChallenge-layout sequences with ground truth.
@@ -82,38 +157,106 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         reid: re-id crop folders for training.
         overrides: ``TrainParams`` fields for every model (the recipe).
         shipped: also score the shipped model.
+        shares: inference shares to choose from on validation (None: the trained share only).
+        keep: a folder to save each scored sequence's boxes and embeddings in (``<scene>_<seq>.npz``,
+            float32), for later study without embedding again.
 
     Returns:
-        JSON-ready: per scene the split, the training summary and the scores; pooled scores.
+        JSON-ready: per scene the split, the training summary, the validation scores per share, the
+        chosen share and the scores (:data:`SCORED` sequences, pooled); scores pooled over all scenes.
     """
     from mot.config import from_dict
+    from mot.errors import UserError
     from mot.training.siamese import TrainParams, train
 
+    for s in shares or ():
+        if not 0 <= s <= 1:
+            raise UserError(f"hist_share must be in [0, 1], got {s:g}")
     out_dir = Path(out_dir)
     roots = [Path(d) for d in data]
-    result, per_scene = {"scenes": {}}, {}
+    result, per_seq = {"scenes": {}}, []
     imagenet = imagenet_mobilenet(pretrained)
+    shipped_model = AppearanceModel(AppearanceParams(), "cpu") if shipped else None
     for scene in scenes:
-        tr, val, test = split(scene)
+        tr, val, _ = split(scene)
         weights = out_dir / f"loso_{scene}.pt"
         summary = None
         if not weights.is_file():
             params = from_dict(TrainParams, dict(overrides or {}, train=tr, val=val), "train")
             summary = train(roots, weights, params, reid=reid, cache=cache, progress=progress, pretrained=pretrained)
             summary.pop("history", None)
-        embedders: dict[str, Embedder] = {
-            "recipe (scene left out)": AppearanceModel(AppearanceParams(weights=str(weights)), "cpu").embed}
-        if shipped:
-            embedders["shipped siamese.pt"] = AppearanceModel(AppearanceParams(), "cpu").embed
-        embedders["LUV colour histogram"] = luv_histograms
-        embedders["ImageNet MobileNetV2 (raw)"] = imagenet
-        path = [p for root in roots if root.is_dir() for p in discover(root) if p.name == test[0]]
-        boxes, emb = embed_sequence(open_sequence(path[0]), embedders)
-        per_scene[scene] = score(boxes, emb, gaps)
-        result["scenes"][scene] = {"train": tr, "val": val, "test": test[0], "training": summary,
-                                   "scores": per_scene[scene]}
-    result["pooled"] = pooled(list(per_scene.values()))
+        model = AppearanceModel(AppearanceParams(weights=str(weights)), "cpu")
+        trained_share = model.net.hist_share
+        entry = {"train": tr, "val": val, "test": SCORED[scene], "training": summary,
+                 "trained_share": trained_share if model.net.hist is not None else None}
+        methods = {RECIPE: lambda e: e["recipe"]}
+        if shares:
+            if model.net.hist is None:
+                raise UserError(f"{weights}: --hist-share needs a model with a colour layer")
+            at = {s: partial(_reweighted, hist_dim=model.net.hist.output_dim, trained_share=trained_share,
+                             share=s) for s in shares}
+            val_scene = validation_scene(scene)
+            embedded = _embed_scene(roots, SCORED[val_scene], {"recipe": model.embed})
+            by_share = {s: _scene_scores(embedded, {"m": at[s]}, gaps)["m"] for s in shares}
+            chosen = choose_share(by_share, gaps)
+            # a tracker knows how many frames separate a track from a detection: a share per gap
+            by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
+            entry.update(val_scene=val_scene, chosen_share=chosen, chosen_share_by_gap=by_gap,
+                         validation={str(s): {"criterion": share_criterion(v, gaps), "scores": v}
+                                     for s, v in by_share.items()})
+            if keep is not None:
+                _save_embeddings(Path(keep), f"{scene}-val", SCORED[val_scene], embedded)
+            methods = {f"recipe, s={chosen:g} (chosen on {val_scene})": at[chosen],
+                       f"recipe, s={trained_share:g} (as trained)": lambda e: e["recipe"]}
+        embedders: dict[str, Embedder] = {"recipe": model.embed}
+        if shipped_model is not None:
+            embedders["shipped"] = shipped_model.embed
+            methods["shipped siamese.pt"] = lambda e: e["shipped"]
+        embedders["hist"], embedders["imagenet"] = luv_histograms, imagenet
+        methods["LUV colour histogram"] = lambda e: e["hist"]
+        methods["ImageNet MobileNetV2 (raw)"] = lambda e: e["imagenet"]
+        embedded = _embed_scene(roots, SCORED[scene], embedders)
+        if keep is not None:
+            _save_embeddings(Path(keep), scene, SCORED[scene], embedded)
+        seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+        if shares:
+            label = f"recipe, s per gap {'/'.join(f'{by_gap[g]:g}' for g in gaps)} (chosen on {val_scene})"
+            for (boxes, emb), row in zip(embedded, seq_scores):
+                row[label] = {g: score(boxes, {"m": at[by_gap[g]](emb)}, (g,))["m"][g] for g in gaps}
+            seq_scores = [{k: row[k] for k in sorted(row, key=lambda k: not k.startswith("recipe"))}
+                          for row in seq_scores]
+        # the method labels carry each fold's share: pooled rows use the fold-independent names
+        generic = [{_generic(k): v for k, v in s.items()} for s in seq_scores]
+        per_seq.extend(generic)
+        entry["scores"] = seq_scores[0] if len(seq_scores) == 1 else pooled(seq_scores)
+        entry["sequences"] = dict(zip(SCORED[scene], seq_scores))
+        result["scenes"][scene] = entry
+    result["pooled"] = pooled(per_seq)
     return result
+
+
+def _reweighted(emb: dict, hist_dim: int, trained_share: float, share: float) -> np.ndarray:
+    return reweight(emb["recipe"], hist_dim, trained_share, share)
+
+
+def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[tuple[dict, dict]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (boxes, emb) in zip(names, embedded):
+        path = folder / f"{scene}_{name}.npz"
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **boxes, **{f"emb_{k}": v.astype(np.float32) for k, v in emb.items()})
+        tmp.replace(path)
+
+
+def _generic(label: str) -> str:
+    """A fold's method label without the fold's share value, for the rows pooled over folds."""
+    if label.startswith("recipe, s=") and "chosen" in label:
+        return "recipe, s chosen on validation"
+    if label.startswith("recipe, s=") and "as trained" in label:
+        return "recipe, s as trained"
+    if label.startswith("recipe, s per gap"):
+        return "recipe, s per gap chosen on validation"
+    return label
 
 
 # ----------------------------------------------------------------------------- topologies
@@ -252,3 +395,151 @@ def compare_topologies(seq_dir: str | Path, weights: dict[str, str], gaps=(1, 10
                          "scores": score_pairs(boxes, PairScorer(net, inputs), gaps),
                          "network_ms": topology_cost(net, patch, meta["in_channels"])}
     return result
+
+
+# ----------------------------------------------------------------------------- diagnosis
+
+def _load_saved(folder: Path, prefix: str, names: list[str]) -> list[tuple[dict, dict]]:
+    from mot.errors import UserError
+
+    paths = [folder / f"{prefix}_{n}.npz" for n in names]
+    if not all(p.is_file() for p in paths):
+        raise UserError(f"{folder}: no saved embeddings {paths[0].name} (run appearance_loso.py --keep-embeddings)")
+    out = []
+    for p in paths:
+        with np.load(p) as z:
+            out.append(({k: z[k] for k in ("frames", "ids", "tlwh")},
+                        {k[4:]: z[k].astype(np.float32) for k in z.files if k.startswith("emb_")}))
+    return out
+
+
+def _unit(e: np.ndarray) -> np.ndarray:
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def share_sweep(folder: str | Path, scene: str, hist_dim: int, trained_share: float, shares, gaps=(1, 10, 30),
+                baselines=("hist", "imagenet")) -> dict:
+    """Scores of a scene's saved embeddings (``run_loso(keep=...)``) at each share, and each part alone.
+
+    A diagnosis on the reported scene, not a choice: it shows what each share would have scored,
+    never which to use. ``baselines``: saved embedder keys scored beside (``hist``, ``imagenet``,
+    ``shipped``).
+
+    Returns:
+        Scores as :func:`mot.studies.appearance.score` (the scene's sequences pooled), rows
+        ``s=<share>``, ``colour part alone``, ``CNN part alone`` and the baselines.
+    """
+    methods = {f"s={s:g}": partial(_reweighted, hist_dim=hist_dim, trained_share=trained_share, share=s)
+               for s in shares}
+    methods["colour part alone"] = lambda e: _unit(e["recipe"][:, :hist_dim])
+    methods["CNN part alone"] = lambda e: _unit(e["recipe"][:, hist_dim:])
+    for key in baselines:
+        methods[key] = lambda e, key=key: e[key]
+    return _scene_scores(_load_saved(Path(folder), scene, SCORED[scene]), methods, gaps)
+
+
+def choose_saved(folder: str | Path, scene: str, hist_dim: int, trained_share: float, shares,
+                 gaps=(1, 10, 30)) -> dict:
+    """The share chosen on the fold's saved validation embeddings (one share, and one per gap), and
+    the left-out scene's saved embeddings scored with each: ``run_loso``'s choice with another grid,
+    without running a network.
+
+    Returns:
+        ``{"chosen_share", "chosen_share_by_gap", "validation": {share: criterion}, "scores": {row: ...}}``.
+    """
+    folder = Path(folder)
+    at = {s: partial(_reweighted, hist_dim=hist_dim, trained_share=trained_share, share=s) for s in shares}
+    val = _load_saved(folder, f"{scene}-val", SCORED[validation_scene(scene)])
+    by_share = {s: _scene_scores(val, {"m": at[s]}, gaps)["m"] for s in shares}
+    chosen = choose_share(by_share, gaps)
+    by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
+    test = _load_saved(folder, scene, SCORED[scene])
+    per_seq = []
+    for boxes, emb in test:
+        row = score(boxes, {"one share": at[chosen](emb)}, gaps)
+        row["a share per gap"] = {g: score(boxes, {"m": at[by_gap[g]](emb)}, (g,))["m"][g] for g in gaps}
+        per_seq.append(row)
+    return {"chosen_share": chosen, "chosen_share_by_gap": by_gap,
+            "validation": {str(s): share_criterion(v, gaps) for s, v in by_share.items()},
+            "scores": per_seq[0] if len(per_seq) == 1 else pooled(per_seq), "sequences": per_seq}
+
+
+def choose_on_other_folds(folder: str | Path, scenes: list[str], hist_dim: int, trained_share: float, shares,
+                          gaps=(1, 10, 30)) -> dict:
+    """For each scene, the share chosen on the other scenes' left-out scores, pooled, then that scene scored.
+
+    Every scene in ``scenes`` must have saved left-out embeddings (``run_loso(keep=...)``): scene
+    Y's are those of the model that never saw Y. The share reported for scene X is the one with the
+    best :func:`share_criterion` pooled over the other scenes (one share, and one per gap): X's own
+    scores never take part. Many more pairs than one validation scene, so less noise.
+
+    Returns:
+        ``{scene: {"chosen_share", "chosen_share_by_gap", "scores", "sequences"}}``.
+    """
+    folder = Path(folder)
+    at = {s: partial(_reweighted, hist_dim=hist_dim, trained_share=trained_share, share=s) for s in shares}
+    per_scene = {}
+    for scene in scenes:  # every sequence at every share, once
+        per_scene[scene] = [score(boxes, {s: at[s](emb) for s in shares}, gaps)
+                            for boxes, emb in _load_saved(folder, scene, SCORED[scene])]
+    out = {}
+    for scene in scenes:
+        others = [seq for other in scenes if other != scene for seq in per_scene[other]]
+        by_share = {s: pooled([{"m": seq[s]} for seq in others])["m"] for s in shares}
+        chosen = choose_share(by_share, gaps)
+        by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
+        seqs = [{"one share": seq[chosen], "a share per gap": {g: seq[by_gap[g]][g] for g in gaps}}
+                for seq in per_scene[scene]]
+        out[scene] = {"chosen_share": chosen, "chosen_share_by_gap": by_gap,
+                      "scores": seqs[0] if len(seqs) == 1 else pooled(seqs), "sequences": seqs}
+    return out
+
+
+def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "sweep", hist_dim: int = 2048,
+                trained_share: float = 0.5) -> dict:
+    """``scripts/appearance_share_sweep.py``: one of the studies of saved embeddings above, checked.
+
+    Args:
+        mode: ``sweep`` (:func:`share_sweep` per scene), ``validation`` (:func:`choose_saved` per
+            scene) or ``other-folds`` (:func:`choose_on_other_folds`).
+
+    Returns:
+        Per scene the study's result; the choosing modes add ``pooled`` (every scored sequence).
+
+    Raises:
+        UserError: a share outside [0, 1], a trained share outside (0, 1), an unknown mode, too few
+            scenes for ``other-folds``, or missing embeddings.
+    """
+    from mot.errors import UserError
+
+    for s in shares:
+        if not 0 <= s <= 1:
+            raise UserError(f"shares must be in [0, 1], got {s:g}")
+    if not 0 < trained_share < 1:
+        raise UserError(f"the trained share must be in (0, 1), got {trained_share:g}")
+    if mode == "sweep":
+        return {scene: share_sweep(folder, scene, hist_dim, trained_share, shares) for scene in scenes}
+    if mode == "validation":
+        result = {scene: choose_saved(folder, scene, hist_dim, trained_share, shares) for scene in scenes}
+    elif mode == "other-folds":
+        if len(scenes) < 2:
+            raise UserError("choosing on the other folds needs at least two scenes")
+        result = choose_on_other_folds(folder, scenes, hist_dim, trained_share, shares)
+    else:
+        raise UserError(f"unknown study {mode!r} (sweep, validation, other-folds)")
+    result["pooled"] = pooled([s for r in result.values() for s in r.pop("sequences")])
+    return result
+
+
+def share_study_text(result: dict, mode: str = "sweep") -> str:
+    """:func:`share_study`'s result as markdown tables."""
+    from mot.studies.appearance import format_table
+
+    if mode == "sweep":
+        return "\n\n".join(f"{scene}\n{format_table(rows)}" for scene, rows in result.items())
+    parts = [f"pooled\n{format_table(result['pooled'])}"]
+    for scene, r in result.items():
+        if scene != "pooled":
+            per_gap = " / ".join(f"{s:g}" for s in r["chosen_share_by_gap"].values())
+            parts.append(f"{scene}: one share {r['chosen_share']:g}, per gap {per_gap}\n{format_table(r['scores'])}")
+    return "\n\n".join(parts)

@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""Diagnosis: each left-out scene's saved embeddings scored at every colour share, and each part alone.
+
+Reads what ``appearance_loso.py --keep-embeddings DIR`` saved; runs no network. What a share would
+have scored on the reported scene: for understanding, never for choosing (the share is chosen on
+the validation scene by ``appearance_loso.py --hist-share``).
+
+    python scripts/appearance_share_sweep.py --embeddings runs/emb --scenes KITTI-17 MOT17-05
+
+--choose validation repeats appearance_loso.py's choice on each fold's saved validation embeddings
+with the --shares grid (one share, and one per gap) and scores the left-out scene with it;
+--choose other-folds chooses each scene's share on the other scenes' left-out embeddings, pooled
+(the reported scene's scores never take part):
+    python scripts/appearance_share_sweep.py --embeddings runs/emb --choose other-folds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mot.errors import UserError
+    from mot.io import atomic_write_text
+    from mot.studies.appearance_loso import SCENES, share_study, share_study_text
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--embeddings", required=True, help="folder written by appearance_loso.py --keep-embeddings")
+    ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
+    ap.add_argument("--shares", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    ap.add_argument("--choose", choices=["validation", "other-folds"], help="choose the share (default: a sweep)")
+    ap.add_argument("--hist-dim", type=int, default=2048, help="the colour layer's output size (stripes x 512)")
+    ap.add_argument("--trained-share", type=float, default=0.5, help="the share the embeddings were saved at")
+    ap.add_argument("--out", help="write the results as JSON")
+    args = ap.parse_args(argv)
+    mode = args.choose or "sweep"
+    try:
+        result = share_study(args.embeddings, args.scenes, args.shares, mode, args.hist_dim, args.trained_share)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(share_study_text(result, mode))
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

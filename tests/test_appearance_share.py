@@ -1,0 +1,216 @@
+"""The inference colour share (``AppearanceParams.hist_share``) and its choice on a validation scene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from association.patches import PatchParams
+from association.siamese import (
+    AppearanceModel,
+    AppearanceParams,
+    SiameseNet,
+    network_meta,
+    save_weights,
+)
+from mot.config import from_dict
+from mot.errors import UserError
+from mot.studies.appearance_loso import (
+    SCENES,
+    SCORED,
+    choose_share,
+    reweight,
+    share_criterion,
+    split,
+    validation_scene,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCH = PatchParams(64, 32)
+BOXES = np.array([[10, 10, 30, 60], [50, 20, 30, 70], [90, 5, 25, 80]], np.float32)
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def coloured(tmp_path):
+    """A small LUV model with a colour layer at hist_share 0.5 (random weights)."""
+    torch.manual_seed(0)
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.5, patch=(PATCH.height, PATCH.width))
+    path = tmp_path / "w.pt"
+    save_weights(path, net, network_meta(net, PATCH, None))
+    return path
+
+
+def test_invalid_share_is_a_one_line_user_error(coloured):
+    for bad in (1.5, -0.2, 1.0001):
+        with pytest.raises(UserError, match="hist_share must be in") as info:
+            from_dict(AppearanceParams, {"hist_share": bad}, "appearance")
+        assert "\n" not in str(info.value)
+        with pytest.raises(UserError, match="hist_share must be in"):
+            AppearanceModel(AppearanceParams(weights=str(coloured), hist_share=bad), device="cpu")
+    assert from_dict(AppearanceParams, {"hist_share": 0.8}, "appearance").hist_share == 0.8
+
+
+def test_share_without_a_colour_layer_is_refused(tmp_path):
+    net = SiameseNet(3, 16, width=8)
+    save_weights(tmp_path / "plain.pt", net, network_meta(net, PATCH, None))
+    with pytest.raises(UserError, match="no colour layer"):
+        AppearanceModel(AppearanceParams(weights=str(tmp_path / "plain.pt"), hist_share=0.7), device="cpu")
+
+
+def test_share_changes_the_embedding_as_reweight_says(coloured):
+    image = _image()
+    base = AppearanceModel(AppearanceParams(weights=str(coloured)), device="cpu")
+    same = AppearanceModel(AppearanceParams(weights=str(coloured), hist_share=0.5), device="cpu")
+    high = AppearanceModel(AppearanceParams(weights=str(coloured), hist_share=0.8), device="cpu")
+    e0, e_same, e8 = base.embed(image, BOXES), same.embed(image, BOXES), high.embed(image, BOXES)
+    np.testing.assert_allclose(e_same, e0, atol=1e-6)
+    assert np.abs(e8 - e0).max() > 1e-2
+    np.testing.assert_allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)
+    hist_dim = base.net.hist.output_dim
+    # the colour part carries 0.8 of the squared norm, the CNN part 0.2
+    np.testing.assert_allclose((e8[:, :hist_dim] ** 2).sum(1), 0.8, atol=1e-5)
+    np.testing.assert_allclose(reweight(e0, hist_dim, 0.5, 0.8), e8, atol=1e-5)
+    # the squared distance is s times the colour part's plus (1 - s) times the CNN part's
+    d2 = lambda e: ((e[0] - e[1]) ** 2).sum()
+    colour, cnn = d2(e0[:, :hist_dim]) / 0.5, d2(e0[:, hist_dim:]) / 0.5
+    assert d2(e8) == pytest.approx(0.8 * colour + 0.2 * cnn, rel=1e-4)
+
+
+def _scores(auc: float, rank1: float) -> dict:
+    return {g: {"auc": auc, "rank1": rank1} for g in (1, 10, 30)}
+
+
+def test_choose_share_maximises_auc_plus_rank1():
+    by_share = {0.5: _scores(0.90, 0.70), 0.7: _scores(0.92, 0.71), 0.9: _scores(0.95, 0.60)}
+    assert share_criterion(by_share[0.7]) == pytest.approx(1.63)
+    assert choose_share(by_share) == 0.7
+    by_share[0.9] = _scores(0.96, 0.70)
+    assert choose_share(by_share) == 0.9
+    assert choose_share({0.6: _scores(0.9, 0.7), 0.8: _scores(0.9, 0.7)}) == 0.6  # ties: the first
+
+
+def test_the_reported_scene_never_chooses():
+    for scene in SCENES:
+        val = validation_scene(scene)
+        train, val_seqs, test = split(scene)
+        assert val != scene
+        assert set(SCORED[scene]) <= set(SCENES[scene]) and set(SCORED[val]) <= set(val_seqs)
+        assert not set(train) & (set(test) | set(val_seqs))
+
+
+def test_script_rejects_a_bad_share_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "appearance_loso.py"), "--data", str(tmp_path),
+                           "--pretrained", str(tmp_path / "x.pt"), "--models", str(tmp_path / "m"),
+                           "--hist-share", "0.7", "1.2", "--out", str(tmp_path / "r.json")],
+                          check=False, capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: hist_share must be in [0, 1], got 1.2"
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "m").exists()
+
+
+def test_loso_chooses_the_share_on_validation_and_reports_it(synthetic_root, tmp_path, monkeypatch):
+    """run_loso on two generated sequences (a fold model given, so nothing trains)."""
+    from association.backbone import MobileNetV2Features
+    from mot.studies import appearance_loso as loso
+
+    scenes = {"A": ["SYN-A"], "TUD-Campus": ["SYN-B"], "PETS09": ["SYN-B"]}
+    monkeypatch.setattr(loso, "SCENES", scenes)
+    monkeypatch.setattr(loso, "SCORED", scenes)
+    torch.manual_seed(0)
+    torch.save(MobileNetV2Features(3, 19).state_dict(), tmp_path / "imagenet.pt")
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.5, patch=(PATCH.height, PATCH.width))
+    save_weights(tmp_path / "m" / "loso_A.pt", net, network_meta(net, PATCH, None))
+
+    def run(shares):
+        return loso.run_loso([str(synthetic_root)], ["A"], tmp_path / "m", str(tmp_path / "imagenet.pt"), None,
+                             shipped=False, shares=shares, keep=tmp_path / "emb")
+
+    grid = [0.5, 0.7, 0.9]
+    result = run(grid)
+    entry = result["scenes"]["A"]
+    assert entry["val_scene"] == "TUD-Campus" and entry["test"] == ["SYN-A"]
+    by_share = {float(s): v["scores"] for s, v in entry["validation"].items()}
+    assert list(by_share) == grid and entry["chosen_share"] == choose_share(by_share)
+    assert entry["chosen_share_by_gap"] == {g: choose_share(by_share, (g,)) for g in (1, 10, 30)}
+    assert set(result["pooled"]) == {"recipe, s chosen on validation", "recipe, s as trained",
+                                     "recipe, s per gap chosen on validation", "LUV colour histogram",
+                                     "ImageNet MobileNetV2 (raw)"}
+    assert (tmp_path / "emb" / "A_SYN-A.npz").is_file() and (tmp_path / "emb" / "A-val_SYN-B.npz").is_file()
+    # the same choice again from the saved embeddings, without a network
+    again = loso.choose_saved(tmp_path / "emb", "A", net.hist.output_dim, 0.5, grid)
+    assert again["chosen_share"] == entry["chosen_share"]
+    assert again["chosen_share_by_gap"] == entry["chosen_share_by_gap"]
+    assert again["scores"]["one share"] == entry["scores"][f"recipe, s={entry['chosen_share']:g} (chosen on TUD-Campus)"]
+    sweep = loso.share_sweep(tmp_path / "emb", "A", net.hist.output_dim, 0.5, [0.5, 1.0])
+    assert sweep["s=0.5"] == entry["scores"]["recipe, s=0.5 (as trained)"]
+    for g in (1, 10):
+        for key in ("auc", "auc_hard", "rank1"):
+            assert sweep["s=1"][g][key] == pytest.approx(sweep["colour part alone"][g][key], abs=1e-3)
+    # only the trained share on offer: the chosen row is the as-trained row
+    same = run([0.5])["pooled"]
+    assert same["recipe, s chosen on validation"] == same["recipe, s as trained"]
+
+
+def test_choose_share_leaves_out_gaps_without_pairs():
+    nan = float("nan")
+    by_share = {0.5: {1: {"auc": 0.9, "rank1": 0.8}, 10: {"auc": nan, "rank1": nan}},
+                0.9: {1: {"auc": 0.95, "rank1": 0.8}, 10: {"auc": nan, "rank1": nan}}}
+    assert choose_share(by_share, (1, 10)) == 0.9
+    assert choose_share(by_share, (10,)) == 0.5
+
+
+def _saved_scene(folder, name, colour_noise, cnn_noise, seed):
+    """A scene of 6 people over 40 frames whose colour and CNN parts are as informative as told."""
+    rng = np.random.default_rng(seed)
+    frames = np.repeat(np.arange(1, 41), 6)
+    ids = np.tile(np.arange(6), 40)
+    tlwh = np.column_stack([ids * 50.0, np.zeros_like(frames, float), np.full(len(ids), 20.0),
+                            np.full(len(ids), 60.0)]).astype(np.float32)
+    parts = []
+    for dim, noise in ((32, colour_noise), (8, cnn_noise)):
+        e = rng.standard_normal((6, dim))[ids] + noise * rng.standard_normal((len(ids), dim))
+        parts.append(np.sqrt(0.5) * e / np.linalg.norm(e, axis=1, keepdims=True))
+    np.savez(folder / f"{name}_{name}.npz", frames=frames, ids=ids, tlwh=tlwh,
+             emb_recipe=np.hstack(parts).astype(np.float32))
+
+
+def test_choose_on_other_folds_never_uses_the_reported_scene(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"], "B": ["B"], "C": ["C"]})
+    _saved_scene(tmp_path, "A", colour_noise=0.3, cnn_noise=3.0, seed=1)   # colour tells people apart
+    _saved_scene(tmp_path, "B", colour_noise=3.0, cnn_noise=0.3, seed=2)   # the CNN does
+    _saved_scene(tmp_path, "C", colour_noise=3.0, cnn_noise=0.3, seed=3)
+    shares = [0.1, 0.5, 0.9]
+    out = loso.choose_on_other_folds(tmp_path, ["A", "B", "C"], 32, 0.5, shares, gaps=(1, 10))
+    # A's share comes from B and C (where the CNN is better): low, though A itself wants a high one
+    sweep_a = loso.share_sweep(tmp_path, "A", 32, 0.5, shares, gaps=(1, 10), baselines=())
+    assert loso.choose_share({s: sweep_a[f"s={s:g}"] for s in shares}, (1, 10)) == 0.9
+    assert out["A"]["chosen_share"] == 0.1
+    assert out["A"]["scores"]["one share"] == sweep_a["s=0.1"]
+    for g in (1, 10):
+        assert out["A"]["scores"]["a share per gap"][g] == sweep_a[f"s={out['A']['chosen_share_by_gap'][g]:g}"][g]
+
+
+def test_share_study_errors_are_one_line(tmp_path):
+    from mot.studies.appearance_loso import share_study
+
+    for args, match in ((([0.5, 1.2], "sweep"), "shares must be in"), (([0.5], "nonsense"), "unknown study"),
+                        (([0.5], "sweep"), "no saved embeddings")):
+        with pytest.raises(UserError, match=match) as info:
+            share_study(tmp_path, ["KITTI-17"], *args)
+        assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="at least two scenes"):
+        share_study(tmp_path, ["KITTI-17"], [0.5], "other-folds")
+    with pytest.raises(UserError, match="trained share"):
+        share_study(tmp_path, ["KITTI-17"], [0.5], "sweep", trained_share=1.0)
