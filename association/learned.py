@@ -13,7 +13,6 @@ from association.features import (APPEARANCE_FEATURES, COLOUR_FEATURES, CONTEXT_
 from association.matcher import Matcher
 from association.patches import colour_histograms
 from mot.config import from_dict
-from mot.errors import UserError
 from mot.weights import resolve as resolve_weights
 from mot.types import Detections
 
@@ -45,12 +44,10 @@ class LearnedParams:
     adaptation: dict = field(default_factory=dict)  # AdaptationParams (association/adaptation.py)
 
     def validate(self):
-        try:
-            # Checked against the sections' own params, and filled in so the saved config is whole.
-            self.appearance = dataclasses.asdict(appearance_params(self.appearance))
-            self.adaptation = dataclasses.asdict(adaptation_params(self.adaptation))
-        except UserError as exc:
-            return str(exc).removeprefix("config: ")
+        # Checked against the sections' own params (an error names the whole key), and filled in so
+        # the saved config is whole.
+        self.appearance = dataclasses.asdict(appearance_params(self.appearance))
+        self.adaptation = dataclasses.asdict(adaptation_params(self.adaptation))
         if self.adaptation["enabled"] and not any(f in APPEARANCE_FEATURES for f in self.features):
             return "adaptation.enabled needs an appearance feature (it adapts the Siamese embedding)"
         if not 0 < self.min_prob < 1:

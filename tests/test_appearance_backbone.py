@@ -247,6 +247,9 @@ def test_adaptation_params_are_checked():
         load_config(ROOT / "configs" / "context.yaml", ["association.params.adaptation.enabled=true"])
     with pytest.raises(UserError, match="association.params.adaptation.steps"):
         load_config(None, ["association.params.adaptation.steps=many"])
+    with pytest.raises(UserError) as info:   # the whole key, named once
+        load_config(None, ["association.params.adaptation.min_rank=2"])
+    assert str(info.value).startswith("config: association.params.adaptation: ") and str(info.value).count("params") == 1
 
 
 def test_pair_mining_is_scale_free(synthetic_root):
