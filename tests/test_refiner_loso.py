@@ -109,3 +109,22 @@ def test_nested_selection_never_uses_the_row_it_reports(tmp_path, capsys):
     assert main(["--nested", str(files[0]), str(broken)]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {broken}: not a refiner_loso.json (every row needs off "
                                                "and on MOTA, FN, FP, IDSW)")
+
+
+def test_tracker_study_uses_the_fold_refiner_of_the_left_out_sequence(synthetic_root, tmp_path):
+    """``scripts/loso.py --refiner SEQ=WEIGHTS``: a config with the refiner on runs SEQ with those
+    weights (a damaged file named for SYN-A stops the run with its one-line error), and SYN-B, not
+    named, with the shipped ones."""
+    from pathlib import Path
+
+    from mot.studies.loso import loso
+
+    bad = tmp_path / "fold_SYN-A.pt"
+    bad.write_bytes(b"not a weights file")
+    configs = {"on": (Path(__file__).resolve().parents[1] / "configs" / "iou_only.yaml", ["refiner.enabled=true"])}
+    with pytest.raises(UserError, match="fold_SYN-A.pt"):
+        loso(synthetic_root, configs, {"det": "det/det.txt"}, ["det/det.txt"], tmp_path / "a", seqs=["SYN-A"],
+             refiner={"SYN-A": str(bad)})
+    table = loso(synthetic_root, configs, {"det": "det/det.txt"}, ["det/det.txt"], tmp_path / "b", seqs=["SYN-B"],
+                 refiner={"SYN-A": str(bad)})
+    assert 0 <= table["det"]["SYN-B"]["on"]["HOTA"] <= 100

@@ -52,7 +52,8 @@ def train_fold_matcher(cfg, features, others, train_det_files, cache, settings, 
 def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str], train_det_files: list[str],
          out: Path, seqs: list[str] | None = None, cache: Path | None = None, models: Path | None = None,
          siamese: dict[str, str] | None = None, settings=None, cv: bool = True,
-         same_scene: dict[str, str] | None = None, validity: bool = False, skip: set | None = None) -> dict:
+         same_scene: dict[str, str] | None = None, validity: bool = False, skip: set | None = None,
+         refiner: dict[str, str] | None = None) -> dict:
     """Runs the study.
 
     Args:
@@ -73,6 +74,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
             the same name: MOT17's ``det/det.txt`` is YOLOX, 2DMOT2015's is ACF).
         validity: also train a track-validity model per left-out scene (``mot.training.validity``)
             and use it in every config whose ``tracker.validity`` is on.
+        refiner: SiamRPN weights per left-out sequence (trained without its scene), used by every
+            config whose refiner is on; a sequence not named uses the configured (shipped) weights.
 
     Returns:
         ``{detector: {sequence or "combined": {config: metrics}}}``.
@@ -108,6 +111,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                 model = models / f"{scene}__{digest}__s{seed}.json"
                 train_fold_matcher(cfg, features, others, train_det_files, cache, settings, model, cv)
                 overrides.append(f"association.params.matcher={model}")
+            if cfg.refiner.enabled and test.name in (refiner or {}):
+                overrides.append(f"refiner.weights={refiner[test.name]}")
             if validity and cfg.tracker.validity:
                 from mot.training.validity import fold_model
                 overrides.append(f"tracker.validity_model={fold_model(others, cfg, dets, models, scene, cache)}")
@@ -229,6 +234,8 @@ def main(argv=None) -> int:
                         help="peer trackers (the bench extra) run on the same detections (one data root only)")
     parser.add_argument("--siamese", nargs="+", default=[], metavar="SEQ=WEIGHTS",
                         help="Siamese weights trained without SEQ, used when SEQ is left out")
+    parser.add_argument("--refiner", nargs="+", default=[], metavar="SEQ=WEIGHTS",
+                        help="SiamRPN weights trained without SEQ's scene, used when SEQ is left out (refiner on)")
     parser.add_argument("--parallel-trees", type=int, default=None,
                         help="the matcher's trees per boosting round (default: TrainSettings')")
     parser.add_argument("--seed", type=int, default=0, help="the matchers' training seed")
@@ -259,7 +266,7 @@ def main(argv=None) -> int:
         table = loso(args.data, configs, dets, args.train_det_files, out, args.seqs,
                      Path(args.cache) if args.cache else None, Path(args.models) if args.models else None,
                      siamese, settings, args.stopping == "cv", same_scene, args.validity,
-                     {tuple(x.split(":", 1)) for x in args.skip})
+                     {tuple(x.split(":", 1)) for x in args.skip}, _pairs(args.refiner, "--refiner"))
         peers = {}
         if args.peers:
             if len(args.data) != 1:
