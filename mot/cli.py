@@ -19,6 +19,31 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def labelled_items(items, option: str, bare=None) -> dict[str, str]:
+    """``LABEL=VALUE`` command-line items as ``{label: value}``, in order.
+
+    Args:
+        items: the strings given to ``option``.
+        option: the option's name, for the error (``"--det"``).
+        bare: labels an item without ``=`` (e.g. a config path by its file stem); None: such an
+            item is an error.
+
+    Raises:
+        UserError: an item without a label or value, or a label given twice.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        label, sep, value = item.partition("=")
+        if not sep and bare is not None:
+            label, value = bare(item), item
+        if not label or not value:
+            raise UserError(f"{option} {item!r}: expected LABEL=VALUE")
+        if label in out:
+            raise UserError(f"{option}: label {label!r} given twice")
+        out[label] = value
+    return out
+
+
 def _check_out_dir(out: Path) -> None:
     """Fails in one line, before any work, when the output folder cannot be made."""
     for p in (out, *out.parents):

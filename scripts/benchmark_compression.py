@@ -20,21 +20,8 @@ import sys
 from pathlib import Path
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    from mot.errors import UserError
-
-    out = {}
-    for item in items:
-        label, sep, value = item.partition("=")
-        if not sep or not label:
-            raise UserError(f"{what} {item!r}: expected LABEL=PATH")
-        if label in out:
-            raise UserError(f"{what} {label!r} given twice")
-        out[label] = value
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
+    from mot.cli import labelled_items
     from mot.errors import UserError
     from mot.io import atomic_write_text
     from mot.studies.compression_appearance import (
@@ -59,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
-        gens = _pairs(args.gen, "--gen")
+        gens = labelled_items(args.gen, "--gen")
         models = {(SHIPPED if k == "shipped" and not v else k): (v or None)
-                  for k, v in _pairs(args.model, "--model").items()}
+                  for k, v in labelled_items(args.model, "--model").items()}
         result = score_generations(gens, embedders(models, histogram=not args.no_histogram))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

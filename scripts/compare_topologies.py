@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mot.cli import labelled_items
     from mot.errors import UserError
     from mot.io import atomic_write_text
     from mot.studies.appearance import format_table
@@ -31,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-        weights = dict(w.split("=", 1) for w in args.weights if "=" in w)
-        if len(weights) != len(args.weights):
-            raise UserError("--weights: expected LABEL=PATH")
+        weights = labelled_items(args.weights, "--weights")
         result = compare_topologies(args.seq, weights)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

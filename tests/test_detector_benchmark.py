@@ -81,5 +81,5 @@ def test_benchmark_on_a_generated_sequence(synthetic_root, tmp_path):
     assert result["agreement"][0]["iou_ge_0.99"] == pytest.approx(100.0)
     assert json.loads((out / "detectors.json").read_text())["rows"] == result["rows"]
     assert "| SYN-A | noisy |" in (out / "detectors.md").read_text()
-    with pytest.raises(UserError, match="LABEL=FILE"):
+    with pytest.raises(UserError, match="--public .*expected LABEL=VALUE"):
         benchmark_detectors(synthetic_root, [], ["det/det.txt"], out)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mot.cli import evaluate_main, run_main
+from mot.cli import evaluate_main, labelled_items, run_main
+from mot.errors import UserError
 from mot.config import load_config
 from mot.pipeline import run, track_sequence
 from mot.sequence import open_sequence
@@ -141,3 +142,12 @@ def test_demo_runs_with_no_arguments(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "HOTA" in proc.stdout and "COMBINED" in proc.stdout
     assert (tmp_path / "runs" / "demo" / "metrics.json").is_file()
+
+
+def test_labelled_items_keep_order_and_reject_bad_items():
+    assert labelled_items(["b=x=1", "a=y"], "--opt") == {"b": "x=1", "a": "y"}
+    assert list(labelled_items(["cfg/one.yaml", "two=cfg/2.yaml"], "--configs", bare=lambda s: Path(s).stem)) == \
+        ["one", "two"]
+    for bad in (["plain"], ["=v"], ["k="], ["k=1", "k=2"]):
+        with pytest.raises(UserError, match="--opt"):
+            labelled_items(bad, "--opt")

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mot.cli import labelled_items
 from mot.errors import UserError
 from mot.evaluation import IOU_THRESHOLD, preprocess
 from mot.io import (DetectionTable, TrackResults, atomic_write_text, read_detections, read_ground_truth,
@@ -192,23 +193,6 @@ def run_detector(cfg_path: str, seq: Sequence, frames: list[int], overrides: lis
     return table, 1000 * seconds / max(len(frames), 1)
 
 
-def _labelled(items: list[str], what: str) -> dict[str, str]:
-    """``LABEL=VALUE`` items (a bare config path is labelled by its file name's stem)."""
-    out = {}
-    for item in items:
-        label, sep, value = item.partition("=")
-        if not sep:
-            if what != "config":
-                raise UserError(f"--public takes LABEL=FILE items, got {item!r}")
-            label, value = Path(item).stem, item
-        if not label or not value:
-            raise UserError(f"--{what} item {item!r}: LABEL=... with both parts")
-        if label in out:
-            raise UserError(f"label {label!r} given twice")
-        out[label] = value
-    return out
-
-
 def benchmark_detectors(data, configs: list[str], public: list[str], out_dir, seqs=None, frame_step: int = 1,
                         compare: list[str] = (), sizes=((768, 576), (1920, 1080)), repeats: int = 3,
                         log=print) -> dict:
@@ -234,7 +218,8 @@ def benchmark_detectors(data, configs: list[str], public: list[str], out_dir, se
     from mot.config import load_config
     if frame_step < 1:
         raise UserError("--frame-step must be >= 1")
-    cfgs, files = _labelled(list(configs), "config"), _labelled(list(public), "public")
+    cfgs = labelled_items(configs, "--configs", bare=lambda item: Path(item).stem)
+    files = labelled_items(public, "--public")
     clash = sorted(set(cfgs) & set(files))
     if clash:
         raise UserError(f"label {clash[0]!r} names both a config and a public file")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mot.cli import labelled_items
 from mot.errors import UserError
 from mot.io import atomic_write_text
 
@@ -205,13 +206,6 @@ def nested_choice(table: dict, candidates: list[str], metric: str = "HOTA",
     return out
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out = dict(item.split("=", 1) for item in items if "=" in item)
-    if len(out) != len(items):
-        raise UserError(f"{what} takes NAME=VALUE items")
-    return out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="loso", description=__doc__)
     parser.add_argument("--data", required=True, nargs="+", help="data roots or sequence folders")
@@ -252,9 +246,9 @@ def main(argv=None) -> int:
             head, *sets = item.split(",")
             name, _, path = head.rpartition("=")
             configs[name or Path(path).stem] = (Path(path), sets)
-        dets = _pairs(args.det, "--det")
-        siamese = _pairs(args.siamese, "--siamese")
-        same_scene = _pairs(args.same_scene, "--same-scene")
+        dets = labelled_items(args.det, "--det")
+        siamese = labelled_items(args.siamese, "--siamese")
+        same_scene = labelled_items(args.same_scene, "--same-scene")
         from mot.training.matcher import TrainSettings
         settings = TrainSettings(seed=args.seed)
         if args.parallel_trees is not None:
@@ -266,7 +260,7 @@ def main(argv=None) -> int:
         table = loso(args.data, configs, dets, args.train_det_files, out, args.seqs,
                      Path(args.cache) if args.cache else None, Path(args.models) if args.models else None,
                      siamese, settings, args.stopping == "cv", same_scene, args.validity,
-                     {tuple(x.split(":", 1)) for x in args.skip}, _pairs(args.refiner, "--refiner"))
+                     {tuple(x.split(":", 1)) for x in args.skip}, labelled_items(args.refiner, "--refiner"))
         peers = {}
         if args.peers:
             if len(args.data) != 1:
