@@ -59,6 +59,16 @@ class ScoreRanks:
         ranks[values >= self._sorted[-1]] = 1.0
         return ranks.astype(np.float32)
 
+    def position(self, scores) -> np.ndarray:
+        """(N,) float32 positions of raw scores in the range of those observed, in [0, 1]:
+        ``(s - lowest) / (highest - lowest)``, clipped (1 when every observed score is equal, or
+        before any was observed). Any change ``a * s + b`` with ``a > 0`` leaves it unchanged."""
+        values = np.asarray(scores, np.float64).reshape(-1)
+        if not len(self._sorted) or self._sorted[-1] <= self._sorted[0]:
+            return np.ones(len(values), np.float32)
+        lo, hi = float(self._sorted[0]), float(self._sorted[-1])
+        return np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
     def rank_one(self, score: float) -> float:
         """The rank of one raw score (see :meth:`rank`)."""
         return float(self.rank(np.array([score], np.float32))[0])

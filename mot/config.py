@@ -144,7 +144,9 @@ class TrackerConfig:
     confidence_memory: int = 65536  # scores kept for the ranks (a sorted sample; bounds memory)
     confidence: str = "rank"     # rank | tracked: the ranks recalibrated per sequence by which detections
     #                              the confirmed tracks cover (mot/confidence.py TrackedPrecision); the
-    #                              *_rank thresholds and birth_evidence then apply to that confidence
+    #                              *_rank thresholds and birth_evidence then apply to that confidence;
+    #                              range: the higher of the rank and the score's place between the lowest
+    #                              and highest seen (a detector that piles its scores near its top keeps them)
     confidence_prior: float = 50.0   # confidence "tracked": pseudo-detections pulling each bin to its rank
     support_iou: float = 0.5     # confidence "tracked": a detection is supported if it overlaps a confirmed track this much
     min_rank: float = 0.1        # detections ranked below this are dropped before anything else
@@ -173,8 +175,8 @@ class TrackerConfig:
             return "iou_first_max_other must be below iou_first_min_iou"
         if self.validity_frames < 0:
             return "validity_frames must be >= 0"
-        if self.confidence not in ("rank", "tracked"):
-            return f"confidence must be rank or tracked, got {self.confidence!r}"
+        if self.confidence not in ("rank", "tracked", "range"):
+            return f"confidence must be rank, tracked or range, got {self.confidence!r}"
         if self.confidence_prior <= 0:
             return "confidence_prior must be > 0"
         if not 0 < self.support_iou <= 1:

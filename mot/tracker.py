@@ -255,6 +255,8 @@ class TrackManager:
             detections = detections.select(usable)
         self.confidence.observe(detections.scores)
         all_ranks = ranks = self.confidence.rank(detections.scores)
+        if cfg.confidence == "range":   # a detector sure of most of its boxes keeps them confident
+            ranks = np.maximum(all_ranks, self.confidence.position(detections.scores))
         if self.calibration is not None:
             ranks = self.calibration.confidence(all_ranks)
         all_tlwh = detections.tlwh

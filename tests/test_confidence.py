@@ -198,3 +198,40 @@ def test_birth_evidence_delays_confirmation_of_low_confidence_tracks():
         load_config(None, ["tracker.birth_evidence=-1"])
     with pytest.raises(UserError, match="confidence must be"):
         load_config(None, ["tracker.confidence=platt"])
+
+
+def test_position_in_the_score_range_is_affine_free():
+    ranks = ScoreRanks()
+    assert ranks.position([3.0]).tolist() == [1.0]          # nothing observed: confident
+    ranks.observe(np.array([2.0, 2.0]))
+    assert ranks.position([2.0]).tolist() == [1.0]          # all equal: confident
+    ranks.observe(np.array([0.0, 10.0, 4.0]))
+    np.testing.assert_allclose(ranks.position([-1.0, 0.0, 4.0, 10.0, 12.0]), [0, 0, 0.4, 1, 1])
+    moved = ScoreRanks()
+    moved.observe(np.array([2.0, 2.0, 0.0, 10.0, 4.0]) * 50 - 7)
+    np.testing.assert_allclose(moved.position(np.array([4.0, 7.5]) * 50 - 7), ranks.position([4.0, 7.5]), atol=1e-6)
+
+
+def test_range_confidence_keeps_a_confident_detector_s_low_ranks():
+    """A detector whose scores all sit near its top (0.95-1.0), plus a few clutter boxes near 0:
+    plain ranks leave the people scored 0.95-0.97 unable to start tracks; with ``confidence:
+    range`` each box's confidence is at least its place in the score range, so they start tracks,
+    the clutter (at the bottom of the range and of the ranks) still never does, and scores x50
+    give the same tracks."""
+    rng = np.random.default_rng(5)
+    people = [_walk(30, x) for x in range(0, 1200, 200)]
+    frames = []
+    for f in range(30):
+        clutter = [np.array([rng.uniform(0, 1200), 400, 20, 50], np.float32) for _ in range(2)]
+        scores = np.concatenate([np.linspace(0.95, 1.0, len(people)), rng.uniform(0.0, 0.05, 2)])
+        frames.append(Detections(np.stack([p[f] for p in people] + clutter), scores))
+    cfg = dict(n_init=3, camera_motion="none", min_rank=0.1, high_rank=0.3, birth_rank=0.6)
+    _, plain = _run(TrackerConfig(confidence="rank", **cfg), frames)
+    _, ranged = _run(TrackerConfig(confidence="range", **cfg), frames)
+    _, ranged50 = _run(TrackerConfig(confidence="range", **cfg), [Detections(d.tlwh, d.scores * 50) for d in frames])
+    people_ids = lambda out: {int(i) for r in out for i, b in zip(r.ids, r.tlwh) if b[1] == 50}
+    assert len(people_ids(ranged)) == len(people) > len(people_ids(plain))
+    assert not any(b[1] == 400 for r in ranged for b in r.tlwh)
+    for r1, r2 in zip(ranged, ranged50):
+        np.testing.assert_array_equal(r1.ids, r2.ids)
+        np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
