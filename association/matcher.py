@@ -90,7 +90,7 @@ def load_booster(path: Path, meta_key: str, what: str):
     import xgboost as xgb
 
     if not path.is_file():
-        raise UserError(f"{path}: {what} model not found")
+        raise UserError(f"{path}: {what if what.endswith('model') else what + ' model'} not found")
     try:
         booster = xgb.Booster(model_file=str(path))
     except xgb.core.XGBoostError:
@@ -102,3 +102,51 @@ def load_booster(path: Path, meta_key: str, what: str):
         return booster, json.loads(raw)
     except json.JSONDecodeError:
         raise UserError(f"{path}: {what} metadata is not JSON") from None
+
+
+class BoosterModel:
+    """A small XGBoost classifier over a fixed list of named inputs, saved as XGBoost JSON with its
+    metadata (format version, input names); subclasses name the kind, the inputs and the key.
+
+    Attributes:
+        features: the input names, in the column order the model was trained on.
+    """
+
+    KIND = "model"
+    META_KEY = ""
+    VERSION = 1
+    FEATURES: tuple = ()
+
+    def __init__(self, booster, features=None, meta: dict | None = None):
+        self.booster = booster
+        self.booster.set_param({"nthread": 1})
+        self.features = list(self.FEATURES if features is None else features)
+        self.meta = meta or {}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(N,) float32 probabilities for (N, F) float32 input rows."""
+        x = np.asarray(x, np.float32).reshape(-1, len(self.features))
+        if not len(x):
+            return np.zeros(0, np.float32)
+        return np.asarray(self.booster.inplace_predict(x), np.float32).reshape(-1)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """Writes the JSON model with its metadata (atomically)."""
+        save_booster(self.booster, path, self.META_KEY, {"version": self.VERSION, "features": self.features, **(extra or {})})
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Loads a model and checks its metadata against this code's ``FEATURES``.
+
+        Raises:
+            UserError: missing or corrupt file, a foreign model, another format version or another
+                feature list (one line each).
+        """
+        path = Path(path)
+        booster, meta = load_booster(path, cls.META_KEY, cls.KIND)
+        if meta.get("version") != cls.VERSION:
+            raise UserError(f"{path}: {cls.KIND} format version {meta.get('version')}, expected {cls.VERSION}")
+        if meta.get("features") != list(cls.FEATURES):
+            raise UserError(f"{path}: {cls.KIND} was trained on features {meta.get('features')}, "
+                            f"this version computes {list(cls.FEATURES)}")
+        return cls(booster, meta["features"], meta)

@@ -12,12 +12,16 @@ detections are ranked among themselves, and the scale settles as the sequence go
 
 A rank still assumes a share of the detections is false. :class:`TrackedPrecision` recalibrates
 the ranks per sequence by the tracker's own outcome (which ranks the confirmed tracks cover), so a
-clean detector's low ranks become confident and a noisy one's stay low.
+clean detector's low ranks become confident and a noisy one's stay low. :class:`ConfidenceModel`
+learns the chance that a detection is a person from its rank and its place in the score range
+(``mot/training/confidence.py`` trains it on annotated sequences of several detectors).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from association.matcher import BoosterModel
 
 
 class ScoreRanks:
@@ -110,3 +114,23 @@ class TrackedPrecision:
         share = (self.supported + self.prior * self.centres) / (self.counts + self.prior)
         share = np.maximum.accumulate(share)
         return np.interp(np.asarray(ranks, np.float64).reshape(-1), self.centres, share).astype(np.float32)
+
+
+class ConfidenceModel(BoosterModel):
+    """P(a detection is a person) from its rank and its place in the sequence's score range so far.
+
+    Both inputs are free of any change ``a * s + b`` (``a > 0``) of the score scale, so the model is
+    too; it is trained with monotone constraints (never less confident for a higher rank or
+    place). Detectors differ in where their boxes sit in that plane: one that piles its scores near
+    its top has low ranks at high places, one that spreads them has the two close.
+    """
+
+    KIND = "confidence model"
+    META_KEY = "siamese_mot_confidence"
+    VERSION = 1
+    FEATURES = ("rank", "position")
+    MONOTONE = (1, 1)
+
+    def confidence(self, ranks: ScoreRanks, scores: np.ndarray) -> np.ndarray:
+        """(N,) float32 P(person) of raw scores against the sequence's ``ranks`` (already observed)."""
+        return self.predict(np.stack([ranks.rank(scores), ranks.position(scores)], axis=1))

@@ -139,22 +139,23 @@ class TrackerConfig:
     output_tentative_history: bool = True  # on confirmation, also output the frames it was tentative
     cascade: bool = True         # match confirmed tracks first, then tentative and lost ones
     camera_motion: str = "flow"  # none | flow: move every track by the camera's motion (mot/camera.py)
-    # Confidence is a detection score's rank among the scores seen so far in the sequence, in [0, 1]
-    # (mot/confidence.py): the same thresholds hold for any detector's score scale.
+    # Confidence: P(a detection is a person), learned from its score's rank among the sequence's scores
+    # so far and its place in their range (mot/confidence.py), so the same thresholds hold for any
+    # detector's score scale. The *_rank thresholds below compare with it.
     confidence_memory: int = 65536  # scores kept for the ranks (a sorted sample; bounds memory)
-    confidence: str = "rank"     # rank | tracked: the ranks recalibrated per sequence by which detections
-    #                              the confirmed tracks cover (mot/confidence.py TrackedPrecision); the
-    #                              *_rank thresholds and birth_evidence then apply to that confidence;
-    #                              range: the higher of the rank and the score's place between the lowest
-    #                              and highest seen (a detector that piles its scores near its top keeps them)
+    confidence: str = "learned"  # learned | rank: the rank alone | tracked: the rank recalibrated per
+    #                              sequence by which detections the confirmed tracks cover
+    #                              (TrackedPrecision) | range: the higher of the rank and the score's place
+    #                              between the lowest and highest seen (docs/track-management.md)
+    confidence_model: str = "confidence.json"   # confidence "learned": shipped in mot/weights, or a path
     confidence_prior: float = 50.0   # confidence "tracked": pseudo-detections pulling each bin to its rank
     support_iou: float = 0.5     # confidence "tracked": a detection is supported if it overlaps a confirmed track this much
     min_rank: float = 0.1        # detections ranked below this are dropped before anything else
-    high_rank: float = 0.3       # confident detections (rank >= this) are linked first by the association;
+    high_rank: float = 0.4       # confident detections (confidence >= this) are linked first by the association;
     #                              the others can only extend confirmed tracks, in the second stage
     second_stage: str = "iou"    # second stage: iou (predicted box overlap, ByteTrack) | association | none
     second_min_iou: float = 0.5  # second stage "iou": pairs overlapping less never link
-    birth_rank: float = 0.6      # new tracks start only from unmatched confident detections ranked this high
+    birth_rank: float = 0.7      # new tracks start only from unmatched confident detections this confident
     birth_evidence: float = 0.0  # ... and are confirmed once their detections' ranks sum to this (and n_init hits)
     iou_first: bool = False      # before the association, link pairs whose IoU is unambiguous
     iou_first_min_iou: float = 0.5   # ... IoU(predicted track box, detection) at least this
@@ -175,8 +176,8 @@ class TrackerConfig:
             return "iou_first_max_other must be below iou_first_min_iou"
         if self.validity_frames < 0:
             return "validity_frames must be >= 0"
-        if self.confidence not in ("rank", "tracked", "range"):
-            return f"confidence must be rank, tracked or range, got {self.confidence!r}"
+        if self.confidence not in ("rank", "tracked", "range", "learned"):
+            return f"confidence must be rank, tracked, range or learned, got {self.confidence!r}"
         if self.confidence_prior <= 0:
             return "confidence_prior must be > 0"
         if not 0 < self.support_iou <= 1:

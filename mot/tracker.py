@@ -199,6 +199,11 @@ class TrackManager:
         self.validity = validity
         self.confidence = ScoreRanks(cfg.confidence_memory)
         self.calibration = TrackedPrecision(prior=cfg.confidence_prior) if cfg.confidence == "tracked" else None
+        self.confidence_model = None
+        if cfg.confidence == "learned":
+            from mot.confidence import ConfidenceModel
+            from mot.weights import resolve
+            self.confidence_model = ConfidenceModel.load(resolve(cfg.confidence_model))
         #: size_row of the confident detections: where a person's size fits the image row (validity)
         self.size_ranks = ScoreRanks(cfg.confidence_memory)
         if refiner is not None:
@@ -257,6 +262,8 @@ class TrackManager:
         all_ranks = ranks = self.confidence.rank(detections.scores)
         if cfg.confidence == "range":   # a detector sure of most of its boxes keeps them confident
             ranks = np.maximum(all_ranks, self.confidence.position(detections.scores))
+        elif self.confidence_model is not None:
+            ranks = self.confidence_model.confidence(self.confidence, detections.scores)
         if self.calibration is not None:
             ranks = self.calibration.confidence(all_ranks)
         all_tlwh = detections.tlwh

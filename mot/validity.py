@@ -14,11 +14,10 @@ model attribute, checked on load like the matcher's (``association/matcher.py``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from mot.errors import UserError
+from association.matcher import BoosterModel
 
 FORMAT_VERSION = 1
 _META_KEY = "siamese_mot_validity"
@@ -81,49 +80,13 @@ def evidence(track, confidence, size_ranks) -> np.ndarray:
     return np.asarray(values, np.float32)
 
 
-class ValidityModel:
-    """A trained track classifier.
+class ValidityModel(BoosterModel):
+    """A trained track classifier: P(real) from a track's :func:`evidence`."""
 
-    Attributes:
-        features: the evidence names, in the column order the model was trained on.
-    """
-
-    def __init__(self, booster, features=FEATURES, meta: dict | None = None):
-        self.booster = booster
-        self.booster.set_param({"nthread": 1})
-        self.features = list(features)
-        self.meta = meta or {}
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """(N,) float32 P(real) for (N, F) float32 evidence rows."""
-        x = np.asarray(x, np.float32).reshape(-1, len(self.features))
-        if not len(x):
-            return np.zeros(0, np.float32)
-        return np.asarray(self.booster.inplace_predict(x), np.float32).reshape(-1)
-
-    def save(self, path: str | Path, extra: dict | None = None) -> None:
-        """Writes the JSON model with its metadata (atomically)."""
-        from association.matcher import save_booster
-        save_booster(self.booster, path, _META_KEY, {"version": FORMAT_VERSION, "features": self.features, **(extra or {})})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ValidityModel":
-        """Loads a model and checks its metadata against this code's :data:`FEATURES`.
-
-        Raises:
-            UserError: missing or corrupt file, a foreign model, another format version or another
-                feature list (one line each).
-        """
-        from association.matcher import load_booster
-
-        path = Path(path)
-        booster, meta = load_booster(path, _META_KEY, "validity model")
-        if meta.get("version") != FORMAT_VERSION:
-            raise UserError(f"{path}: validity model format version {meta.get('version')}, expected {FORMAT_VERSION}")
-        if meta.get("features") != list(FEATURES):
-            raise UserError(f"{path}: validity model was trained on features {meta.get('features')}, "
-                            f"this version computes {list(FEATURES)}")
-        return cls(booster, meta["features"], meta)
+    KIND = "validity model"
+    META_KEY = _META_KEY
+    VERSION = FORMAT_VERSION
+    FEATURES = FEATURES
 
 
 class TrackValidity:

@@ -157,7 +157,10 @@ def test_weights_errors_are_one_line(tmp_path, weights):
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights")
 def test_shipped_weights_load():
     model = AppearanceModel(device="cpu")
-    assert model.meta["patch_height"] == 128 and model.meta["patch_width"] == 64
+    # the shipped recipe (docs/training.md): MobileNetV2 cut at module 14, 64x32 LUV patches, no flow
+    assert model.meta["backbone"] == "mobilenetv2" and model.meta["depth"] == 14
+    assert model.meta["patch_height"] == 64 and model.meta["patch_width"] == 32
+    assert model.meta["in_channels"] == 3 and not model.use_flow
     assert DEFAULT_WEIGHTS.stat().st_size < 5e6
 
 

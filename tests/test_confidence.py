@@ -9,6 +9,7 @@ from mot.confidence import ScoreRanks, TrackedPrecision
 from mot.errors import UserError
 from mot.tracker import TrackManager
 from mot.types import Detections
+from mot.weights import shipped
 
 
 def test_ranks_by_hand_and_empty():
@@ -66,7 +67,9 @@ def _run(cfg, frames):
 
 
 def _two_stage_cfg(**kw):
-    return TrackerConfig(n_init=1, max_age=5, camera_motion="none", high_rank=0.5, birth_rank=0.5, **kw)
+    """Plain ranks: these tests state what the thresholds do with a known confidence."""
+    return TrackerConfig(n_init=1, max_age=5, camera_motion="none", high_rank=0.5, birth_rank=0.5,
+                         **{"confidence": "rank", **kw})
 
 
 def test_tracker_output_is_scale_free():
@@ -235,3 +238,93 @@ def test_range_confidence_keeps_a_confident_detector_s_low_ranks():
     for r1, r2 in zip(ranged, ranged50):
         np.testing.assert_array_equal(r1.ids, r2.ids)
         np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
+
+
+def test_learned_confidence_trains_monotone_and_checks_its_file(synthetic_root, tmp_path):
+    """The model learns P(person) from the generated sequences' detections (true ones overlap a
+    person, false alarms do not), never falls as rank or place rises, round-trips through its file,
+    and a file of another kind, version or input list is a one-line error."""
+    import json
+
+    from mot.confidence import ConfidenceModel
+    from mot.training.confidence import collect_many, train_confidence
+
+    per_seq = collect_many([synthetic_root / "SYN-A", synthetic_root / "SYN-B"], ["det/det.txt"])
+    x, y = per_seq[0]
+    assert x.shape == (len(y), 2) and 0 < y.mean() < 1 and ((0 <= x) & (x <= 1)).all()
+    model, facts = train_confidence(per_seq)
+    assert facts["detections"] == sum(len(p[1]) for p in per_seq) and facts["folds"] == 2
+    grid = np.linspace(0, 1, 11, dtype=np.float32)
+    for fixed in (0.2, 0.8):
+        along_rank = model.predict(np.stack([grid, np.full_like(grid, fixed)], 1))
+        along_place = model.predict(np.stack([np.full_like(grid, fixed), grid], 1))
+        assert (np.diff(along_rank) >= -1e-6).all() and (np.diff(along_place) >= -1e-6).all()
+    xa = np.concatenate([p[0] for p in per_seq])
+    ya = np.concatenate([p[1] for p in per_seq])
+    assert model.predict(xa)[ya].mean() > model.predict(xa)[~ya].mean()
+    model.save(tmp_path / "c.json", {"training": facts})
+    loaded = ConfidenceModel.load(tmp_path / "c.json")
+    np.testing.assert_allclose(loaded.predict(xa[:20]), model.predict(xa[:20]))
+    blob = json.loads((tmp_path / "c.json").read_text())
+    attrs = blob["learner"]["attributes"]
+    for change, message in (({"version": 7}, "format version 7"), ({"features": ["rank"]}, "trained on features")):
+        meta = json.loads(attrs[ConfidenceModel.META_KEY])
+        attrs[ConfidenceModel.META_KEY] = json.dumps({**meta, **change})
+        (tmp_path / "bad.json").write_text(json.dumps(blob))
+        attrs[ConfidenceModel.META_KEY] = json.dumps(meta)
+        with pytest.raises(UserError, match=message):
+            ConfidenceModel.load(tmp_path / "bad.json")
+    with pytest.raises(UserError, match="not a siamese-mot confidence model"):
+        ConfidenceModel.load(shipped("validity.json"))
+    with pytest.raises(UserError, match="confidence model not found"):
+        ConfidenceModel.load(tmp_path / "missing.json")
+
+
+def test_learned_confidence_in_the_tracker_is_scale_free(synthetic_root, tmp_path):
+    """A tracker with ``confidence: learned`` gives the same tracks with every score x50 (both of
+    the model's inputs are free of the scale), and its confidences are the model's."""
+    from mot.confidence import ConfidenceModel
+    from mot.training.confidence import collect_many, train_confidence
+
+    model, _ = train_confidence(collect_many([synthetic_root / "SYN-A", synthetic_root / "SYN-B"], ["det/det.txt"]))
+    model.save(tmp_path / "c.json")
+    rng = np.random.default_rng(4)
+    people = [_walk(20, x) for x in range(0, 1000, 200)]
+    frames = [Detections(np.stack([p[f] for p in people]), rng.uniform(0, 1, len(people))) for f in range(20)]
+    cfg = TrackerConfig(n_init=2, camera_motion="none", confidence="learned", confidence_model=str(tmp_path / "c.json"))
+    manager, out = _run(cfg, frames)
+    _, out50 = _run(cfg, [Detections(d.tlwh, d.scores * 50) for d in frames])
+    assert sum(len(r) for r in out) > 0
+    for r1, r2 in zip(out, out50):
+        np.testing.assert_array_equal(r1.ids, r2.ids)
+        np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
+    ranks = ScoreRanks()
+    ranks.observe(frames[0].scores)
+    np.testing.assert_allclose(ConfidenceModel.load(tmp_path / "c.json").confidence(ranks, frames[0].scores),
+                               model.predict(np.stack([ranks.rank(frames[0].scores), ranks.position(frames[0].scores)], 1)))
+    with pytest.raises(UserError, match="confidence must be rank, tracked, range or learned"):
+        load_config(None, ["tracker.confidence=guess"])
+
+
+def test_tracker_study_trains_the_learned_confidence_without_the_left_out_scene(synthetic_root, tmp_path):
+    """``scripts/loso.py`` with ``tracker.confidence: learned`` never uses the shipped model (it saw
+    every development scene): each fold gets one trained on the other scenes only, and its run
+    uses it."""
+    from pathlib import Path
+
+    from mot.confidence import ConfidenceModel
+    from mot.studies.loso import loso
+
+    iou = Path(__file__).resolve().parents[1] / "configs" / "iou_only.yaml"
+    configs = {"learned": (iou, ["tracker.confidence=learned", "tracker.confidence_model=/nonexistent.json"])}
+    # with only two scenes a fold trains on one sequence: too few to choose its rounds
+    with pytest.raises(UserError, match="two or more sequences"):
+        loso(synthetic_root, configs, {"det": "det/det.txt"}, ["det/det.txt"], tmp_path / "a", seqs=["SYN-A"])
+    from mot.synthetic import SyntheticSpec, generate_sequence
+    root = tmp_path / "three"
+    for name, seed in (("SYN-A", 11), ("SYN-B", 12), ("SYN-C", 13)):
+        generate_sequence(root, SyntheticSpec(name=name, num_frames=25, num_people=5, seed=seed))
+    table = loso(root, configs, {"det": "det/det.txt"}, ["det/det.txt"], tmp_path / "b", seqs=["SYN-A"])
+    assert 0 <= table["det"]["SYN-A"]["learned"]["HOTA"] <= 100
+    [model] = (tmp_path / "b" / "models").glob("confidence__SYN-A__*.json")
+    assert ConfidenceModel.load(model).meta["training"]["train"] == ["SYN-B", "SYN-C"]

@@ -77,7 +77,8 @@ def _scene(rng, frames=25):
 @pytest.mark.parametrize("frames_delay", [0, 5])
 def test_rejected_tracks_are_never_output(frames_delay):
     validity = TrackValidity(_tiny_model(), min_prob=0.5, frames=frames_delay)
-    manager = TrackManager(TrackerConfig(n_init=2, camera_motion="none", min_rank=0, birth_rank=0), IoUAssociation(IoUParams()),
+    manager = TrackManager(TrackerConfig(n_init=2, camera_motion="none", confidence="rank", min_rank=0, birth_rank=0),
+                           IoUAssociation(IoUParams()),
                            validity=validity)
     parts = [manager.update(d, f) for f, d in enumerate(_scene(np.random.default_rng(3)), 1)]
     out = TrackResults.concatenate(parts + [manager.flush()])

@@ -75,6 +75,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
             the same name: MOT17's ``det/det.txt`` is YOLOX, 2DMOT2015's is ACF).
         validity: also train a track-validity model per left-out scene (``mot.training.validity``)
             and use it in every config whose ``tracker.validity`` is on.
+            A config with ``tracker.confidence: learned`` always gets a confidence model trained
+            without the left-out scene (``mot.training.confidence.fold_model``, on ``dets``' files).
         refiner: SiamRPN weights per left-out sequence (trained without its scene), used by every
             config whose refiner is on; a sequence not named uses the configured (shipped) weights.
 
@@ -114,6 +116,10 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                 overrides.append(f"association.params.matcher={model}")
             if cfg.refiner.enabled and test.name in (refiner or {}):
                 overrides.append(f"refiner.weights={refiner[test.name]}")
+            if cfg.tracker.confidence == "learned":   # never the shipped model: it saw the left-out scene
+                from mot.training.confidence import fold_model as confidence_fold
+                seed = settings.seed if settings is not None else 0
+                overrides.append(f"tracker.confidence_model={confidence_fold(others, dets, models, scene, seed)}")
             if validity and cfg.tracker.validity:
                 from mot.training.validity import fold_model
                 overrides.append(f"tracker.validity_model={fold_model(others, cfg, dets, models, scene, cache)}")

@@ -21,12 +21,9 @@ from scipy.optimize import linear_sum_assignment
 from association.features import MONOTONE, FeatureContext, compute, motion_error
 from association.learned import LearnedAssociation, LearnedParams
 from association.matcher import Matcher
-from detectors import DETECTORS
-from mot.config import Config, DetectorSection, TrackerConfig
+from mot.config import Config, TrackerConfig
 from mot.errors import UserError
 from mot.geometry import iou_matrix_tlwh
-from mot.io import PEDESTRIAN, read_ground_truth
-from mot.sequence import open_sequence
 from mot.tracker import TrackManager
 from mot.types import Detections
 
@@ -94,16 +91,12 @@ def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -
         X: (N, F) float32 pair features in ``cfg.association.params["features"]`` order.
         y: (N,) bool, True when track and detection are the same person.
     """
-    seq = open_sequence(seq_path)
-    if seq.gt_path is None:
-        raise UserError(f"{seq.name}: training needs gt/gt.txt")
-    gt = read_ground_truth(seq.gt_path)
-    keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == PEDESTRIAN)
-    gt_index = gt.index()
+    from mot.training import file_detector, open_annotated
+
+    seq, gt, keep, gt_index = open_annotated(seq_path)
     params = LearnedAssociation.Params(**cfg.association.params)
     teacher = _Teacher(params, cfg.runtime, float(seq.info.frame_rate))
-    det_cfg = DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file})
-    detector = DETECTORS.build(det_cfg, sequence=seq)
+    detector = file_detector(cfg, det_file, seq)
     tracker = TrackManager(teacher_tracker(cfg.tracker), teacher)
     for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image or tracker.needs_image):
         if (frame - 1) % stride:

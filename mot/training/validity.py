@@ -66,23 +66,15 @@ def collect_tracks(seq_path: Path, cfg, det_file: str) -> tuple[np.ndarray, np.n
         y: (N,) bool, True for a real track.
     """
     from association import ASSOCIATIONS
-    from detectors import DETECTORS
-    from mot.config import DetectorSection
     from mot.geometry import iou_matrix_tlwh
-    from mot.io import PEDESTRIAN, TrackResults, read_ground_truth
-    from mot.sequence import open_sequence
+    from mot.io import TrackResults
     from mot.tracker import TrackManager
+    from mot.training import file_detector, open_annotated
     from mot.validity import FEATURES
 
     cfg = collection_config(cfg)
-    seq = open_sequence(seq_path)
-    if seq.gt_path is None:
-        raise UserError(f"{seq.name}: training needs gt/gt.txt")
-    gt = read_ground_truth(seq.gt_path)
-    keep = gt.consider if gt.classes is None else gt.consider & (gt.classes == PEDESTRIAN)
-    index = gt.index()
-    detector = DETECTORS.build(DetectorSection(cfg.detector.type, {**cfg.detector.params, "file": det_file}),
-                               sequence=seq)
+    seq, gt, keep, index = open_annotated(seq_path)
+    detector = file_detector(cfg, det_file, seq)
     recorder = _Recorder(cfg.tracker.validity_frames)
     manager = TrackManager(cfg.tracker, ASSOCIATIONS.build(cfg.association, sequence=seq), validity=recorder)
     parts = [manager.update(detector.detect(None, frame), frame) for frame, _ in seq.frames(read_images=False)]
@@ -135,37 +127,56 @@ def collect_many(paths, cfg, det_files, cache: Path | None = None):
     return per_seq
 
 
-def train_validity(per_seq: list[tuple[np.ndarray, np.ndarray]], settings: ValiditySettings = ValiditySettings()):
-    """Fits the model on all sequences' tracks, for the rounds that minimise the log-loss of leaving
-    each sequence out in turn.
+def fit_booster_cv(per_seq: list[tuple[np.ndarray, np.ndarray]], features, settings, what: str,
+                   monotone: tuple[int, ...] | None = None):
+    """An XGBoost classifier fitted on all sequences' rows, for the rounds that minimise the log-loss
+    of leaving each sequence out in turn.
+
+    Args:
+        per_seq: per sequence, ``(x (N, F) float32, y (N,) bool)``.
+        settings: rounds, depth, learning rate, early stopping, seed, threads (:class:`ValiditySettings`).
+        what: the rows' name for errors ("tracks", "detections").
+        monotone: per feature +1 / -1 / 0 monotone constraints (None: none).
 
     Returns:
-        The :class:`mot.validity.ValidityModel` and a dict of training facts.
+        ``(booster, facts)``.
     """
     import xgboost as xgb
 
-    from mot.validity import FEATURES, ValidityModel
-
     keep = [(x, y) for x, y in per_seq if len(y)]
     if len(keep) < 2:
-        raise UserError("validity training needs tracks from two or more sequences")
+        raise UserError(f"training needs {what} from two or more sequences")
     x = np.concatenate([k[0] for k in keep])
     y = np.concatenate([k[1] for k in keep])
     if y.all() or not y.any():
-        raise UserError("validity training needs both real and false tracks")
+        raise UserError(f"training needs both true and false {what}")
     bounds = np.cumsum([0] + [len(k[1]) for k in keep])
     index = np.arange(len(y))
     folds = [(np.concatenate([index[:a], index[b:]]), index[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
               "eta": settings.learning_rate, "subsample": 0.8, "tree_method": "hist", "seed": settings.seed,
               "nthread": settings.threads}
-    data = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(FEATURES))
+    if monotone is not None:
+        params["monotone_constraints"] = "(" + ",".join(str(int(m)) for m in monotone) + ")"
+    data = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
     history = xgb.cv(params, data, settings.rounds, folds=folds, early_stopping_rounds=settings.early_stopping,
                      verbose_eval=False, seed=settings.seed)
     booster = xgb.train(params, data, len(history))
     booster.feature_names = None
-    facts = {"tracks": int(len(y)), "real": int(y.sum()), "rounds": len(history),
+    facts = {what: int(len(y)), "true": int(y.sum()), "rounds": len(history),
              "cv_logloss": float(history["test-logloss-mean"].iloc[-1]), "folds": len(folds)}
+    return booster, facts
+
+
+def train_validity(per_seq: list[tuple[np.ndarray, np.ndarray]], settings: ValiditySettings = ValiditySettings()):
+    """Fits the validity model (:func:`fit_booster_cv`).
+
+    Returns:
+        The :class:`mot.validity.ValidityModel` and a dict of training facts.
+    """
+    from mot.validity import FEATURES, ValidityModel
+
+    booster, facts = fit_booster_cv(per_seq, FEATURES, settings, "tracks")
     return ValidityModel(booster, FEATURES), facts
 
 
@@ -191,17 +202,28 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from mot.config import load_config
+
+    def fit(paths):
+        cfg = load_config(args.config, args.overrides)
+        return train_validity(collect_many(paths, cfg, args.det_files, Path(args.cache) if args.cache else None),
+                              ValiditySettings(seed=args.seed))
+
+    return fit_and_write(fit, args.data, args.det_files, args.out)
+
+
+def fit_and_write(fit, data, det_files, out) -> int:
+    """The body of a small model's training command: finds the sequences under ``data``, fits
+    (``fit(paths) -> (model, facts)``), writes the model with its training facts and prints them;
+    a ``UserError`` is one line on stderr and exit code 2."""
     from mot.sequence import discover
 
     try:
-        cfg = load_config(args.config, args.overrides)
-        paths = [p for root in args.data for p in discover(root)]
+        paths = [p for root in data for p in discover(root)]
         start = time.perf_counter()
-        model, facts = train_validity(collect_many(paths, cfg, args.det_files, Path(args.cache) if args.cache else None),
-                                      ValiditySettings(seed=args.seed))
-        facts.update(train=[p.name for p in paths], det_files=args.det_files,
+        model, facts = fit(paths)
+        facts.update(train=[p.name for p in paths], det_files=list(det_files),
                      seconds=round(time.perf_counter() - start, 1))
-        model.save(args.out, {"training": facts})
+        model.save(out, {"training": facts})
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
