@@ -212,7 +212,7 @@ class TrackerConfig:
 class RefinerConfig:
     """The SiamRPN refiner (mot/refiner.py): each use is switched on its own."""
 
-    enabled: bool = False        # off: no network is loaded and the tracker runs as without it
+    enabled: bool = True         # false: no network is loaded and the tracker runs as without it
     weights: str = "siamrpn.pt"  # a shipped name in mot/weights, or a path
     fuse: str = "none"           # matched tracks: none (detection box) | replace | average
     fuse_weight: float = 0.5     # fuse "average": weight of the refined box

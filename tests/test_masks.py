@@ -155,7 +155,7 @@ def test_mask_weights_metadata_checked(tiny_files, tmp_path):
 
 def test_mask_config_needs_the_refiner():
     with pytest.raises(UserError, match=r"refiner: mask: true needs the refiner on \(set refiner.enabled: true"):
-        load_config(None, ["refiner.mask=true"])
+        load_config(None, ["refiner.enabled=false", "refiner.mask=true"])
     cfg = load_config(None, ["refiner.enabled=true", "refiner.mask=true"])
     assert cfg.refiner.mask and not load_config(None).refiner.mask
 
