@@ -156,6 +156,12 @@ class _Frame:
     rows: list = field(default_factory=list)
 
 
+def usable_mask(detections: Detections) -> np.ndarray:
+    """(N,) bool: the boxes the tracker can use (finite, with a width and height, a finite score)."""
+    tlwh = detections.tlwh
+    return np.isfinite(tlwh).all(axis=1) & (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0) & np.isfinite(detections.scores)
+
+
 class TrackManager:
     """Links each frame's detections to tracks and manages their life cycle.
 
@@ -254,8 +260,7 @@ class TrackManager:
     def _prepare(self, detections: Detections, frame: int, image) -> _Frame:
         """Confidence ranks, the low-ranked detections dropped, the association's per-frame work."""
         cfg = self.cfg
-        tlwh = detections.tlwh
-        usable = np.isfinite(tlwh).all(axis=1) & (tlwh[:, 2] > 0) & (tlwh[:, 3] > 0) & np.isfinite(detections.scores)
+        usable = usable_mask(detections)
         if not usable.all():   # a box without a size or with a non-finite value cannot be tracked
             detections = detections.select(usable)
         self.confidence.observe(detections.scores)

@@ -38,6 +38,7 @@ def collect_detections(seq_path: Path, det_file: str, cfg=None) -> tuple[np.ndar
     from mot.config import load_config
     from mot.confidence import ScoreRanks
     from mot.geometry import iou_matrix_tlwh
+    from mot.tracker import usable_mask
     from mot.training import file_detector, open_annotated
 
     cfg = cfg or load_config(None)
@@ -47,9 +48,7 @@ def collect_detections(seq_path: Path, det_file: str, cfg=None) -> tuple[np.ndar
     xs, ys = [], []
     for frame, _ in seq.frames(read_images=False):
         dets = detector.detect(None, frame)
-        usable = np.isfinite(dets.tlwh).all(axis=1) & (dets.tlwh[:, 2] > 0) & (dets.tlwh[:, 3] > 0) \
-            & np.isfinite(dets.scores)
-        dets = dets.select(usable)
+        dets = dets.select(usable_mask(dets))   # as the tracker filters them
         if not len(dets):
             continue
         ranks.observe(dets.scores)
