@@ -63,7 +63,7 @@ class Matcher:
                 list different from ``expected_features``.
         """
         path = Path(path)
-        booster, meta = load_booster(path, _META_KEY, "matcher")
+        booster, meta = load_booster(path, _META_KEY, "matcher model")
         if meta.get("version") != FORMAT_VERSION:
             raise UserError(f"{path}: matcher format version {meta.get('version')}, expected {FORMAT_VERSION}")
         if expected_features is not None and list(expected_features) != meta["features"]:
@@ -90,7 +90,7 @@ def load_booster(path: Path, meta_key: str, what: str):
     import xgboost as xgb
 
     if not path.is_file():
-        raise UserError(f"{path}: {what if what.endswith('model') else what + ' model'} not found")
+        raise UserError(f"{path}: {what} not found")
     try:
         booster = xgb.Booster(model_file=str(path))
     except xgb.core.XGBoostError:

@@ -131,6 +131,7 @@ class ConfidenceModel(BoosterModel):
     FEATURES = ("rank", "position")
     MONOTONE = (1, 1)
 
-    def confidence(self, ranks: ScoreRanks, scores: np.ndarray) -> np.ndarray:
-        """(N,) float32 P(person) of raw scores against the sequence's ``ranks`` (already observed)."""
-        return self.predict(np.stack([ranks.rank(scores), ranks.position(scores)], axis=1))
+    def confidence(self, ranks: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """(N,) float32 P(person) of detections from their (N,) ranks and (N,) places in the score
+        range (``ScoreRanks.rank`` and ``ScoreRanks.position``)."""
+        return self.predict(np.stack([ranks, positions], axis=1))

@@ -268,7 +268,7 @@ class TrackManager:
         if cfg.confidence == "range":   # a detector sure of most of its boxes keeps them confident
             ranks = np.maximum(all_ranks, self.confidence.position(detections.scores))
         elif self.confidence_model is not None:
-            ranks = self.confidence_model.confidence(self.confidence, detections.scores)
+            ranks = self.confidence_model.confidence(all_ranks, self.confidence.position(detections.scores))
         if self.calibration is not None:
             ranks = self.calibration.confidence(all_ranks)
         all_tlwh = detections.tlwh

@@ -300,7 +300,8 @@ def test_learned_confidence_in_the_tracker_is_scale_free(synthetic_root, tmp_pat
         np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
     ranks = ScoreRanks()
     ranks.observe(frames[0].scores)
-    np.testing.assert_allclose(ConfidenceModel.load(tmp_path / "c.json").confidence(ranks, frames[0].scores),
+    np.testing.assert_allclose(ConfidenceModel.load(tmp_path / "c.json").confidence(
+        ranks.rank(frames[0].scores), ranks.position(frames[0].scores)),
                                model.predict(np.stack([ranks.rank(frames[0].scores), ranks.position(frames[0].scores)], 1)))
     with pytest.raises(UserError, match="confidence must be rank, tracked, range or learned"):
         load_config(None, ["tracker.confidence=guess"])

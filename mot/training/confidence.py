@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mot.training.validity import ValiditySettings, fit_and_write, fit_booster_cv
+from mot.training import BoosterSettings, fit_and_write, fit_booster_cv
 
 LABEL_IOU = 0.5
 DET_FILES = ("det/det.txt", "det/det_frcnn.txt", "det/det_yolox.txt")
@@ -83,7 +83,7 @@ def collect_many(paths, det_files, cfg=None) -> list[tuple[np.ndarray, np.ndarra
     return per_seq
 
 
-def train_confidence(per_seq, settings: ValiditySettings | None = None):
+def train_confidence(per_seq, settings: BoosterSettings | None = None):
     """Fits the model (monotone in rank and place), rounds by leaving each sequence out.
 
     Returns:
@@ -91,7 +91,7 @@ def train_confidence(per_seq, settings: ValiditySettings | None = None):
     """
     from mot.confidence import ConfidenceModel
 
-    booster, facts = fit_booster_cv(per_seq, ConfidenceModel.FEATURES, settings or ValiditySettings(),
+    booster, facts = fit_booster_cv(per_seq, ConfidenceModel.FEATURES, settings or BoosterSettings(),
                                     "detections", ConfidenceModel.MONOTONE)
     return ConfidenceModel(booster), facts
 
@@ -102,7 +102,7 @@ def fold_model(others, dets: dict[str, str], models: Path, scene: str, seed: int
     digest = hashlib.sha1(json.dumps(files).encode()).hexdigest()[:10]
     path = models / f"confidence__{scene}__{digest}__s{seed}.json"
     if not path.is_file():
-        model, facts = train_confidence(collect_many(others, files), ValiditySettings(seed=seed))
+        model, facts = train_confidence(collect_many(others, files), BoosterSettings(seed=seed))
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path, {"training": {**facts, "train": [p.name for p in others], "det_files": files}})
     return path
@@ -117,5 +117,5 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     return fit_and_write(lambda paths: train_confidence(collect_many(paths, args.det_files),
-                                                        ValiditySettings(seed=args.seed)),
+                                                        BoosterSettings(seed=args.seed)),
                          args.data, args.det_files, args.out)

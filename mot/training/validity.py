@@ -15,26 +15,15 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from mot.errors import UserError
+from mot.training import BoosterSettings
+from mot.training import fit_and_write, fit_booster_cv
 
 LABEL_IOU = 0.5      # an output box on a person
 LABEL_FRACTION = 0.5  # a track is real when at least this share of its boxes are on people
-
-
-@dataclasses.dataclass
-class ValiditySettings:
-    rounds: int = 200
-    max_depth: int = 3
-    learning_rate: float = 0.1
-    early_stopping: int = 20
-    seed: int = 0
-    threads: int = 1
 
 
 class _Recorder:
@@ -127,48 +116,7 @@ def collect_many(paths, cfg, det_files, cache: Path | None = None):
     return per_seq
 
 
-def fit_booster_cv(per_seq: list[tuple[np.ndarray, np.ndarray]], features, settings, what: str,
-                   monotone: tuple[int, ...] | None = None):
-    """An XGBoost classifier fitted on all sequences' rows, for the rounds that minimise the log-loss
-    of leaving each sequence out in turn.
-
-    Args:
-        per_seq: per sequence, ``(x (N, F) float32, y (N,) bool)``.
-        settings: rounds, depth, learning rate, early stopping, seed, threads (:class:`ValiditySettings`).
-        what: the rows' name for errors ("tracks", "detections").
-        monotone: per feature +1 / -1 / 0 monotone constraints (None: none).
-
-    Returns:
-        ``(booster, facts)``.
-    """
-    import xgboost as xgb
-
-    keep = [(x, y) for x, y in per_seq if len(y)]
-    if len(keep) < 2:
-        raise UserError(f"training needs {what} from two or more sequences")
-    x = np.concatenate([k[0] for k in keep])
-    y = np.concatenate([k[1] for k in keep])
-    if y.all() or not y.any():
-        raise UserError(f"training needs both true and false {what}")
-    bounds = np.cumsum([0] + [len(k[1]) for k in keep])
-    index = np.arange(len(y))
-    folds = [(np.concatenate([index[:a], index[b:]]), index[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    params = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": settings.max_depth,
-              "eta": settings.learning_rate, "subsample": 0.8, "tree_method": "hist", "seed": settings.seed,
-              "nthread": settings.threads}
-    if monotone is not None:
-        params["monotone_constraints"] = "(" + ",".join(str(int(m)) for m in monotone) + ")"
-    data = xgb.DMatrix(x, label=y.astype(np.float32), feature_names=list(features))
-    history = xgb.cv(params, data, settings.rounds, folds=folds, early_stopping_rounds=settings.early_stopping,
-                     verbose_eval=False, seed=settings.seed)
-    booster = xgb.train(params, data, len(history))
-    booster.feature_names = None
-    facts = {what: int(len(y)), "true": int(y.sum()), "rounds": len(history),
-             "cv_logloss": float(history["test-logloss-mean"].iloc[-1]), "folds": len(folds)}
-    return booster, facts
-
-
-def train_validity(per_seq: list[tuple[np.ndarray, np.ndarray]], settings: ValiditySettings = ValiditySettings()):
+def train_validity(per_seq: list[tuple[np.ndarray, np.ndarray]], settings: BoosterSettings = BoosterSettings()):
     """Fits the validity model (:func:`fit_booster_cv`).
 
     Returns:
@@ -186,7 +134,7 @@ def fold_model(others, cfg, dets: dict[str, str], models: Path, scene: str, cach
                                      sort_keys=True).encode()).hexdigest()[:10]
     path = models / f"validity__{scene}__{digest}__s{seed}.json"
     if not path.is_file():
-        model, facts = train_validity(collect_many(others, cfg, list(dets.values()), cache), ValiditySettings(seed=seed))
+        model, facts = train_validity(collect_many(others, cfg, list(dets.values()), cache), BoosterSettings(seed=seed))
         model.save(path, {"training": {**facts, "train": [p.name for p in others]}})
     return path
 
@@ -206,26 +154,6 @@ def main(argv=None) -> int:
     def fit(paths):
         cfg = load_config(args.config, args.overrides)
         return train_validity(collect_many(paths, cfg, args.det_files, Path(args.cache) if args.cache else None),
-                              ValiditySettings(seed=args.seed))
+                              BoosterSettings(seed=args.seed))
 
     return fit_and_write(fit, args.data, args.det_files, args.out)
-
-
-def fit_and_write(fit, data, det_files, out) -> int:
-    """The body of a small model's training command: finds the sequences under ``data``, fits
-    (``fit(paths) -> (model, facts)``), writes the model with its training facts and prints them;
-    a ``UserError`` is one line on stderr and exit code 2."""
-    from mot.sequence import discover
-
-    try:
-        paths = [p for root in data for p in discover(root)]
-        start = time.perf_counter()
-        model, facts = fit(paths)
-        facts.update(train=[p.name for p in paths], det_files=list(det_files),
-                     seconds=round(time.perf_counter() - start, 1))
-        model.save(out, {"training": facts})
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(facts, indent=1))
-    return 0
