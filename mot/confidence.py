@@ -14,7 +14,9 @@ A rank still assumes a share of the detections is false. :class:`TrackedPrecisio
 the ranks per sequence by the tracker's own outcome (which ranks the confirmed tracks cover), so a
 clean detector's low ranks become confident and a noisy one's stay low. :class:`ConfidenceModel`
 learns the chance that a detection is a person from its rank and its place in the score range
-(``mot/training/confidence.py`` trains it on annotated sequences of several detectors).
+and from how well its height fits its image row (:class:`RowHeights`: in a scene seen from one
+height, a person's box height grows with the row of its feet, and clutter rarely follows that line);
+``mot/training/confidence.py`` trains it on annotated sequences of several detectors.
 """
 
 from __future__ import annotations
@@ -116,22 +118,117 @@ class TrackedPrecision:
         return np.interp(np.asarray(ranks, np.float64).reshape(-1), self.centres, share).astype(np.float32)
 
 
-class ConfidenceModel(BoosterModel):
-    """P(a detection is a person) from its rank and its place in the sequence's score range so far.
+class RowHeights:
+    """Online fit of a person's box height to the image row of its feet, for one sequence.
 
-    Both inputs are free of any change ``a * s + b`` (``a > 0``) of the score scale, so the model is
-    too; it is trained with monotone constraints (never less confident for a higher rank or
-    place). Detectors differ in where their boxes sit in that plane: one that piles its scores near
-    its top has low ranks at high places, one that spreads them has the two close.
+    Seen from one camera height over flat ground, a standing person's box height is close to linear
+    in the row of its bottom edge (zero at the horizon). The fit ``height = a + b * bottom`` is made
+    on the confident boxes seen so far (the last ``memory`` of them), robustly (iteratively
+    reweighted least squares with Cauchy weights on the log residual, ``scale`` wide), so the
+    clutter among them pulls little. :meth:`misfit` says how far a box is from it: ``|log(height /
+    fitted height)|``, NaN while fewer than ``min_boxes`` boxes were seen (a model reads NaN as
+    unknown). Only geometry goes in, so it is the same for any detector's score scale.
+    """
+
+    ITERATIONS = 4
+
+    def __init__(self, memory: int = 4096, min_boxes: int = 20, scale: float = 0.2):
+        if memory < 2 or min_boxes < 2 or scale <= 0:
+            raise ValueError("RowHeights needs memory >= 2, min_boxes >= 2 and scale > 0")
+        self.memory, self.min_boxes, self.scale = int(memory), int(min_boxes), float(scale)
+        self._boxes = np.zeros((0, 2))   # (bottom row, height)
+        self._coef: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+    def observe(self, tlwh: np.ndarray) -> None:
+        """Adds confident (N, 4) tlwh boxes and refits."""
+        tlwh = np.asarray(tlwh, np.float64).reshape(-1, 4)
+        if not len(tlwh):
+            return
+        new = np.stack([tlwh[:, 1] + tlwh[:, 3], tlwh[:, 3]], axis=1)
+        self._boxes = np.concatenate([self._boxes, new])[-self.memory:]
+        self._coef = self._fit() if len(self._boxes) >= self.min_boxes else None
+
+    def _fit(self) -> np.ndarray:
+        bottom, height = self._boxes[:, 0], self._boxes[:, 1]
+        design = np.stack([np.ones_like(bottom), bottom], axis=1)
+        weights = np.ones_like(bottom)
+        coef = np.array([np.median(height), 0.0])
+        for _ in range(self.ITERATIONS):
+            w = np.sqrt(weights)
+            coef = np.linalg.lstsq(design * w[:, None], height * w, rcond=None)[0]
+            residual = np.log(height / np.maximum(design @ coef, 1.0))
+            weights = 1.0 / (1.0 + (residual / self.scale) ** 2)
+        return coef
+
+    def misfit(self, tlwh: np.ndarray) -> np.ndarray:
+        """(N,) float32 ``|log(height / fitted height)|`` of (N, 4) tlwh boxes (NaN before the fit)."""
+        tlwh = np.asarray(tlwh, np.float64).reshape(-1, 4)
+        if self._coef is None:
+            return np.full(len(tlwh), np.nan, np.float32)
+        fitted = np.maximum(self._coef[0] + self._coef[1] * (tlwh[:, 1] + tlwh[:, 3]), 1.0)
+        return np.abs(np.log(np.maximum(tlwh[:, 3], 1.0) / fitted)).astype(np.float32)
+
+
+class ConfidenceModel(BoosterModel):
+    """P(a detection is a person) from its rank and its place in the sequence's score range so far,
+    and from how far its height is from its row's (:class:`RowHeights`).
+
+    The inputs are free of any change ``a * s + b`` (``a > 0``) of the score scale, so the model is
+    too; it is trained with monotone constraints (never less confident for a higher rank or place,
+    or for a box closer to its row's height). Detectors differ in where their boxes sit in the
+    rank-place plane: one that piles its scores near its top has low ranks at high places, one that
+    spreads them has the two close. The row says, per scene, which of the low-ranked boxes are
+    shaped like the people there.
     """
 
     KIND = "confidence model"
     META_KEY = "siamese_mot_confidence"
-    VERSION = 1
-    FEATURES = ("rank", "position")
-    MONOTONE = (1, 1)
+    VERSION = 2
+    FEATURES = ("rank", "position", "row_misfit")
+    MONOTONE = (1, 1, -1)
 
-    def confidence(self, ranks: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """(N,) float32 P(person) of detections from their (N,) ranks and (N,) places in the score
-        range (``ScoreRanks.rank`` and ``ScoreRanks.position``)."""
-        return self.predict(np.stack([ranks, positions], axis=1))
+    def confidence(self, inputs: np.ndarray) -> np.ndarray:
+        """(N,) float32 P(person) of detections from their (N, 3) inputs (:class:`ConfidenceInputs`)."""
+        return self.predict(inputs)
+
+
+class ConfidenceInputs:
+    """One sequence's online inputs of the :class:`ConfidenceModel`, frame after frame.
+
+    Each frame's scores are observed before they are ranked, and its boxes ranked at least
+    ``fit_rank`` join the row fit before any box is measured against it, so the tracker and the
+    training (``mot/training/confidence.py``) see the same values.
+
+    Args:
+        ranks: the sequence's :class:`ScoreRanks` (the tracker shares it with its other users).
+        fit_rank: boxes ranked at least this feed :class:`RowHeights`.
+        rows: the row fit (a new one by default).
+    """
+
+    def __init__(self, ranks: ScoreRanks, fit_rank: float = 0.5, rows: RowHeights | None = None):
+        self.ranks = ranks
+        self.fit_rank = float(fit_rank)
+        self.rows = rows if rows is not None else RowHeights()
+
+    @classmethod
+    def from_config(cls, cfg, ranks: ScoreRanks | None = None) -> "ConfidenceInputs":
+        """The inputs as a ``TrackerConfig`` sets them (a new :class:`ScoreRanks` unless given)."""
+        return cls(ranks if ranks is not None else ScoreRanks(cfg.confidence_memory), cfg.row_fit_rank,
+                   RowHeights(min_boxes=cfg.row_fit_min_boxes))
+
+    def __call__(self, tlwh: np.ndarray, scores: np.ndarray, observed: bool = False) -> np.ndarray:
+        """(N, 3) float32 inputs of one frame's (N, 4) boxes and (N,) scores: rank, place in the
+        score range and row misfit.
+
+        Args:
+            observed: the scores were already observed by ``ranks`` this frame.
+        """
+        tlwh = np.asarray(tlwh, np.float32).reshape(-1, 4)
+        if not observed:
+            self.ranks.observe(scores)
+        rank = self.ranks.rank(scores)
+        self.rows.observe(tlwh[rank >= self.fit_rank])
+        return np.stack([rank, self.ranks.position(scores), self.rows.misfit(tlwh)], axis=1).astype(np.float32)

@@ -148,14 +148,16 @@ class TrackerConfig:
     #                              (TrackedPrecision) | range: the higher of the rank and the score's place
     #                              between the lowest and highest seen (docs/track-management.md)
     confidence_model: str = "confidence.json"   # confidence "learned": shipped in mot/weights, or a path
+    row_fit_rank: float = 0.5    # confidence "learned": boxes ranked at least this teach the height-for-row fit
+    row_fit_min_boxes: int = 20  # ... which is used once this many boxes taught it
     confidence_prior: float = 50.0   # confidence "tracked": pseudo-detections pulling each bin to its rank
     support_iou: float = 0.5     # confidence "tracked": a detection is supported if it overlaps a confirmed track this much
-    min_rank: float = 0.1        # detections ranked below this are dropped before anything else
+    min_rank: float = 0.2        # detections ranked below this are dropped before anything else
     high_rank: float = 0.4       # confident detections (confidence >= this) are linked first by the association;
     #                              the others can only extend confirmed tracks, in the second stage
     second_stage: str = "iou"    # second stage: iou (predicted box overlap, ByteTrack) | association | none
     second_min_iou: float = 0.5  # second stage "iou": pairs overlapping less never link
-    birth_rank: float = 0.7      # new tracks start only from unmatched confident detections this confident
+    birth_rank: float = 0.6      # new tracks start only from unmatched confident detections this confident
     birth_evidence: float = 0.0  # ... and are confirmed once their detections' ranks sum to this (and n_init hits)
     iou_first: bool = False      # before the association, link pairs whose IoU is unambiguous
     iou_first_min_iou: float = 0.5   # ... IoU(predicted track box, detection) at least this
@@ -166,7 +168,7 @@ class TrackerConfig:
     validity_frames: int = 10    # the decision is taken this many frames after a track's birth (output delay)
 
     def validate(self):
-        for name in ("min_rank", "high_rank", "birth_rank", "second_min_iou", "iou_first_min_iou",
+        for name in ("min_rank", "high_rank", "birth_rank", "row_fit_rank", "second_min_iou", "iou_first_min_iou",
                      "iou_first_max_other", "validity_min_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 return f"{name} must be in [0, 1]"
@@ -188,6 +190,8 @@ class TrackerConfig:
             return "birth_evidence needs high_rank or min_rank above 0 (else a track may never be confirmed)"
         if self.confidence_memory < 2:
             return "confidence_memory must be >= 2"
+        if self.row_fit_min_boxes < 2:
+            return "row_fit_min_boxes must be >= 2"
         if self.n_init < 1:
             return "n_init must be >= 1"
         if self.max_age < 0:

@@ -205,11 +205,12 @@ class TrackManager:
         self.validity = validity
         self.confidence = ScoreRanks(cfg.confidence_memory)
         self.calibration = TrackedPrecision(prior=cfg.confidence_prior) if cfg.confidence == "tracked" else None
-        self.confidence_model = None
+        self.confidence_model = self.confidence_inputs = None
         if cfg.confidence == "learned":
-            from mot.confidence import ConfidenceModel
+            from mot.confidence import ConfidenceInputs, ConfidenceModel
             from mot.weights import resolve
             self.confidence_model = ConfidenceModel.load(resolve(cfg.confidence_model))
+            self.confidence_inputs = ConfidenceInputs.from_config(cfg, self.confidence)
         #: size_row of the confident detections: where a person's size fits the image row (validity)
         self.size_ranks = ScoreRanks(cfg.confidence_memory)
         if refiner is not None:
@@ -268,7 +269,8 @@ class TrackManager:
         if cfg.confidence == "range":   # a detector sure of most of its boxes keeps them confident
             ranks = np.maximum(all_ranks, self.confidence.position(detections.scores))
         elif self.confidence_model is not None:
-            ranks = self.confidence_model.confidence(all_ranks, self.confidence.position(detections.scores))
+            ranks = self.confidence_model.confidence(
+                self.confidence_inputs(detections.tlwh, detections.scores, observed=True))
         if self.calibration is not None:
             ranks = self.calibration.confidence(all_ranks)
         all_tlwh = detections.tlwh

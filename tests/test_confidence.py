@@ -68,7 +68,7 @@ def _run(cfg, frames):
 
 def _two_stage_cfg(**kw):
     """Plain ranks: these tests state what the thresholds do with a known confidence."""
-    return TrackerConfig(n_init=1, max_age=5, camera_motion="none", high_rank=0.5, birth_rank=0.5,
+    return TrackerConfig(n_init=1, max_age=5, camera_motion="none", min_rank=0.1, high_rank=0.5, birth_rank=0.5,
                          **{"confidence": "rank", **kw})
 
 
@@ -129,6 +129,10 @@ def test_confidence_config_is_checked():
         load_config(None, ["tracker.high_rank=1.5"])
     with pytest.raises(UserError, match="second_stage must be"):
         load_config(None, ["tracker.second_stage=hungarian"])
+    with pytest.raises(UserError, match="row_fit_rank must be in"):
+        load_config(None, ["tracker.row_fit_rank=2"])
+    with pytest.raises(UserError, match="row_fit_min_boxes must be >= 2"):
+        load_config(None, ["tracker.row_fit_min_boxes=1"])
 
 
 def test_tracked_precision_starts_at_the_rank_and_learns():
@@ -242,8 +246,9 @@ def test_range_confidence_keeps_a_confident_detector_s_low_ranks():
 
 def test_learned_confidence_trains_monotone_and_checks_its_file(synthetic_root, tmp_path):
     """The model learns P(person) from the generated sequences' detections (true ones overlap a
-    person, false alarms do not), never falls as rank or place rises, round-trips through its file,
-    and a file of another kind, version or input list is a one-line error."""
+    person, false alarms do not), never falls as rank or place rises or as the row misfit falls,
+    round-trips through its file, and a file of another kind, version or input list is a one-line
+    error."""
     import json
 
     from mot.confidence import ConfidenceModel
@@ -251,14 +256,19 @@ def test_learned_confidence_trains_monotone_and_checks_its_file(synthetic_root, 
 
     per_seq = collect_many([synthetic_root / "SYN-A", synthetic_root / "SYN-B"], ["det/det.txt"])
     x, y = per_seq[0]
-    assert x.shape == (len(y), 2) and 0 < y.mean() < 1 and ((0 <= x) & (x <= 1)).all()
+    assert x.shape == (len(y), 3) and 0 < y.mean() < 1 and ((0 <= x[:, :2]) & (x[:, :2] <= 1)).all()
+    assert np.isnan(x[0, 2]) and (x[np.isfinite(x[:, 2]), 2] >= 0).all() and np.isfinite(x[-1, 2])
     model, facts = train_confidence(per_seq)
     assert facts["detections"] == sum(len(p[1]) for p in per_seq) and facts["folds"] == 2
     grid = np.linspace(0, 1, 11, dtype=np.float32)
     for fixed in (0.2, 0.8):
-        along_rank = model.predict(np.stack([grid, np.full_like(grid, fixed)], 1))
-        along_place = model.predict(np.stack([np.full_like(grid, fixed), grid], 1))
-        assert (np.diff(along_rank) >= -1e-6).all() and (np.diff(along_place) >= -1e-6).all()
+        for misfit in (0.0, 0.5, np.nan):
+            m = np.full_like(grid, misfit)
+            along_rank = model.predict(np.stack([grid, np.full_like(grid, fixed), m], 1))
+            along_place = model.predict(np.stack([np.full_like(grid, fixed), grid, m], 1))
+            assert (np.diff(along_rank) >= -1e-6).all() and (np.diff(along_place) >= -1e-6).all()
+        along_misfit = model.predict(np.stack([np.full_like(grid, fixed), np.full_like(grid, fixed), grid], 1))
+        assert (np.diff(along_misfit) <= 1e-6).all()
     xa = np.concatenate([p[0] for p in per_seq])
     ya = np.concatenate([p[1] for p in per_seq])
     assert model.predict(xa)[ya].mean() > model.predict(xa)[~ya].mean()
@@ -300,9 +310,51 @@ def test_learned_confidence_in_the_tracker_is_scale_free(synthetic_root, tmp_pat
         np.testing.assert_array_equal(r1.tlwh, r2.tlwh)
     ranks = ScoreRanks()
     ranks.observe(frames[0].scores)
-    np.testing.assert_allclose(ConfidenceModel.load(tmp_path / "c.json").confidence(
-        ranks.rank(frames[0].scores), ranks.position(frames[0].scores)),
-                               model.predict(np.stack([ranks.rank(frames[0].scores), ranks.position(frames[0].scores)], 1)))
+    x = np.stack([ranks.rank(frames[0].scores), ranks.position(frames[0].scores),
+                  np.full(len(frames[0]), 0.1, np.float32)], 1)
+    np.testing.assert_allclose(ConfidenceModel.load(tmp_path / "c.json").confidence(x), model.predict(x))
+
+
+def test_row_heights_fit_the_scene_and_ignore_clutter():
+    """Boxes whose height grows linearly with their bottom row (people on a plane) are fitted
+    despite 20% clutter of random sizes; a person-sized box at its row has a small misfit, one twice
+    as tall a large one; before ``min_boxes`` boxes every misfit is NaN (unknown)."""
+    from mot.confidence import RowHeights
+
+    rng = np.random.default_rng(0)
+    rows = RowHeights(min_boxes=30)
+
+    def people(n, tall=1.0):
+        bottom = rng.uniform(150, 480, n)
+        h = tall * (0.5 * (bottom - 100)) * np.exp(rng.normal(0, 0.05, n))
+        return np.stack([rng.uniform(0, 600, n), bottom - h, 0.4 * h, h], 1)
+
+    rows.observe(people(20))
+    assert np.isnan(rows.misfit(people(3))).all() and len(rows) == 20
+    clutter = np.stack([rng.uniform(0, 600, 30), rng.uniform(0, 400, 30), rng.uniform(5, 50, 30),
+                        rng.uniform(5, 200, 30)], 1)
+    rows.observe(np.concatenate([people(100), clutter]))
+    fit = rows.misfit(people(200))
+    assert np.median(fit) < 0.08 and np.median(rows.misfit(people(200, tall=2.0))) > 0.5
+    with pytest.raises(ValueError):
+        RowHeights(min_boxes=1)
+
+
+def test_confidence_inputs_match_the_tracker_s_order():
+    """The inputs observe a frame's scores before ranking them and feed the row fit before
+    measuring: the first frame's top box is fully ranked, the fit starts after ``min_boxes`` boxes,
+    and a shared :class:`ScoreRanks` already observed is not observed twice."""
+    from mot.confidence import ConfidenceInputs, RowHeights
+
+    ranks = ScoreRanks()
+    inputs = ConfidenceInputs(ranks, fit_rank=0.5, rows=RowHeights(min_boxes=3))
+    boxes = np.array([[0, 0, 10, 40], [20, 10, 10, 40], [40, 20, 10, 40], [60, 30, 10, 40]], np.float32)
+    x = inputs(boxes, np.array([0.1, 0.2, 0.3, 0.4], np.float32))
+    assert x.shape == (4, 3) and x[3, 0] == 1.0 and len(ranks) == 4
+    assert len(inputs.rows) == 2 and np.isnan(x[:, 2]).all()   # two boxes ranked >= 0.5 taught it
+    ranks.observe(np.array([0.5, 0.6], np.float32))
+    x = inputs(boxes[:2], np.array([0.5, 0.6], np.float32), observed=True)
+    assert len(ranks) == 6 and len(inputs.rows) == 4 and np.isfinite(x[:, 2]).all()
     with pytest.raises(UserError, match="confidence must be rank, tracked, range or learned"):
         load_config(None, ["tracker.confidence=guess"])
 

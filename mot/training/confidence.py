@@ -1,10 +1,11 @@
 """Training the learned detection confidence (``tracker.confidence: learned``, mot/confidence.py).
 
 Every detection of every annotated sequence and detection file is replayed through the same
-online :class:`mot.confidence.ScoreRanks` the tracker keeps (a frame's scores observed, then
-ranked), giving its rank and its place in the score range so far; it is labelled a person when it
+online :class:`mot.confidence.ConfidenceInputs` the tracker keeps (a frame's scores observed, then
+ranked; its confident boxes added to the height-for-row fit, then measured), giving its rank, its
+place in the score range so far and its height's misfit to its row; it is labelled a person when it
 covers a ground-truth pedestrian (IoU >= 0.5; the consider flag, and class 1 under the MOT17
-protocol). An XGBoost classifier, monotone in both inputs, learns P(person); its rounds are chosen
+protocol). An XGBoost classifier, monotone in every input, learns P(person); its rounds are chosen
 by leaving each sequence out in turn. No image is read, so collecting takes seconds.
 
 Example (the shipped ``mot/weights/confidence.json``)::
@@ -32,11 +33,11 @@ def collect_detections(seq_path: Path, det_file: str, cfg=None) -> tuple[np.ndar
     """Inputs and labels of one sequence's detections from one file.
 
     Returns:
-        x: (N, 2) float32 rank and place in the score range, as the tracker sees them online.
+        x: (N, 3) float32 rank, place in the score range and row misfit, as the tracker sees them online.
         y: (N,) bool, True for a detection on a person.
     """
     from mot.config import load_config
-    from mot.confidence import ScoreRanks
+    from mot.confidence import ConfidenceInputs
     from mot.geometry import iou_matrix_tlwh
     from mot.tracker import usable_mask
     from mot.training import file_detector, open_annotated
@@ -44,21 +45,20 @@ def collect_detections(seq_path: Path, det_file: str, cfg=None) -> tuple[np.ndar
     cfg = cfg or load_config(None)
     seq, gt, keep, index = open_annotated(seq_path)
     detector = file_detector(cfg, det_file, seq)
-    ranks = ScoreRanks(cfg.tracker.confidence_memory)
+    inputs = ConfidenceInputs.from_config(cfg.tracker)
     xs, ys = [], []
     for frame, _ in seq.frames(read_images=False):
         dets = detector.detect(None, frame)
         dets = dets.select(usable_mask(dets))   # as the tracker filters them
         if not len(dets):
             continue
-        ranks.observe(dets.scores)
-        xs.append(np.stack([ranks.rank(dets.scores), ranks.position(dets.scores)], axis=1))
+        xs.append(inputs(dets.tlwh, dets.scores))
         rows = index.rows(int(frame))
         rows = rows[keep[rows]]
         best = iou_matrix_tlwh(dets.tlwh, gt.tlwh[rows]).max(axis=1) if len(rows) else np.zeros(len(dets))
         ys.append(best >= LABEL_IOU)
     if not xs:
-        return np.zeros((0, 2), np.float32), np.zeros(0, bool)
+        return np.zeros((0, 3), np.float32), np.zeros(0, bool)
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
@@ -78,13 +78,13 @@ def collect_many(paths, det_files, cfg=None) -> list[tuple[np.ndarray, np.ndarra
             x, y = collect_detections(path, det_file, cfg)
             xs.append(x)
             ys.append(y)
-        per_seq.append((np.concatenate(xs) if xs else np.zeros((0, 2), np.float32),
+        per_seq.append((np.concatenate(xs) if xs else np.zeros((0, 3), np.float32),
                         np.concatenate(ys) if ys else np.zeros(0, bool)))
     return per_seq
 
 
 def train_confidence(per_seq, settings: BoosterSettings | None = None):
-    """Fits the model (monotone in rank and place), rounds by leaving each sequence out.
+    """Fits the model (monotone in each input), rounds by leaving each sequence out.
 
     Returns:
         The :class:`mot.confidence.ConfidenceModel` and a dict of training facts.
@@ -99,7 +99,9 @@ def train_confidence(per_seq, settings: BoosterSettings | None = None):
 def fold_model(others, dets: dict[str, str], models: Path, scene: str, seed: int = 0) -> Path:
     """The confidence model of one leave-one-scene-out fold, trained on ``others`` (reused if present)."""
     files = sorted(set(dets.values()))
-    digest = hashlib.sha1(json.dumps(files).encode()).hexdigest()[:10]
+    from mot.confidence import ConfidenceModel
+
+    digest = hashlib.sha1(json.dumps([files, ConfidenceModel.VERSION]).encode()).hexdigest()[:10]
     path = models / f"confidence__{scene}__{digest}__s{seed}.json"
     if not path.is_file():
         model, facts = train_confidence(collect_many(others, files), BoosterSettings(seed=seed))
