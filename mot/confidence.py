@@ -205,19 +205,20 @@ class ConfidenceInputs:
     Args:
         ranks: the sequence's :class:`ScoreRanks` (the tracker shares it with its other users).
         fit_rank: boxes ranked at least this feed :class:`RowHeights`.
-        rows: the row fit (a new one by default).
+        rows: the row fit; None: no row fit, every misfit is NaN (unknown), for scenes whose people's
+            heights do not follow their image row.
     """
 
     def __init__(self, ranks: ScoreRanks, fit_rank: float = 0.5, rows: RowHeights | None = None):
         self.ranks = ranks
         self.fit_rank = float(fit_rank)
-        self.rows = rows if rows is not None else RowHeights()
+        self.rows = rows
 
     @classmethod
     def from_config(cls, cfg, ranks: ScoreRanks | None = None) -> "ConfidenceInputs":
         """The inputs as a ``TrackerConfig`` sets them (a new :class:`ScoreRanks` unless given)."""
         return cls(ranks if ranks is not None else ScoreRanks(cfg.confidence_memory), cfg.row_fit_rank,
-                   RowHeights(min_boxes=cfg.row_fit_min_boxes))
+                   RowHeights(min_boxes=cfg.row_fit_min_boxes) if cfg.row_fit else None)
 
     def __call__(self, tlwh: np.ndarray, scores: np.ndarray, observed: bool = False) -> np.ndarray:
         """(N, 3) float32 inputs of one frame's (N, 4) boxes and (N,) scores: rank, place in the
@@ -230,5 +231,9 @@ class ConfidenceInputs:
         if not observed:
             self.ranks.observe(scores)
         rank = self.ranks.rank(scores)
-        self.rows.observe(tlwh[rank >= self.fit_rank])
-        return np.stack([rank, self.ranks.position(scores), self.rows.misfit(tlwh)], axis=1).astype(np.float32)
+        if self.rows is None:
+            misfit = np.full(len(tlwh), np.nan, np.float32)
+        else:
+            self.rows.observe(tlwh[rank >= self.fit_rank])
+            misfit = self.rows.misfit(tlwh)
+        return np.stack([rank, self.ranks.position(scores), misfit], axis=1).astype(np.float32)

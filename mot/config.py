@@ -148,6 +148,9 @@ class TrackerConfig:
     #                              (TrackedPrecision) | range: the higher of the rank and the score's place
     #                              between the lowest and highest seen (docs/track-management.md)
     confidence_model: str = "confidence.json"   # confidence "learned": shipped in mot/weights, or a path
+    row_fit: bool = True         # confidence "learned": how well a box's height fits its image row counts
+    #                              (false: the scene's people do not stand on one ground plane in view,
+    #                              e.g. a camera looking down, several floors)
     row_fit_rank: float = 0.5    # confidence "learned": boxes ranked at least this teach the height-for-row fit
     row_fit_min_boxes: int = 20  # ... which is used once this many boxes taught it
     confidence_prior: float = 50.0   # confidence "tracked": pseudo-detections pulling each bin to its rank

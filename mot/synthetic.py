@@ -36,9 +36,18 @@ class SyntheticSpec:
     occluded_gap: tuple[int, int] | None = None
     # Person heights, as fractions of the frame height (smaller people for dense scenes).
     height_range: tuple[float, float] = (0.25, 0.45)
+    # People stand on one ground plane seen from one camera height, as in real footage: a person's
+    # height is proportional to how far its feet are below the horizon (heights span height_range as
+    # the feet go from FEET_ROWS[0] to FEET_ROWS[1] of the frame), times a body size in 0.9-1.1, and
+    # changes as it walks up or down the frame. False: each person keeps one height drawn in
+    # height_range wherever its feet are.
+    perspective: bool = True
     # Everyone is in view from the first frame to the last (turning back at the frame's edges), so
     # that ``num_people`` is the number of people per frame (density benchmarks).
     stay: bool = False
+
+
+FEET_ROWS = (0.55, 0.95)   # perspective: the rows (fractions of the frame height) the feet walk between
 
 
 @dataclass
@@ -53,6 +62,24 @@ class _Person:
     stripes: int
     enter: int
     leave: int
+    size: float = 1.0    # perspective: body size, times the height the ground plane gives its feet
+
+
+def _ground(spec: SyntheticSpec) -> tuple[float, float]:
+    """Perspective: (pixels of height per pixel of feet below the horizon, the horizon's row), so
+    that a person of size 1 is height_range[0] tall with its feet at FEET_ROWS[0] and
+    height_range[1] tall at FEET_ROWS[1]."""
+    (r0, r1), (f0, f1) = spec.height_range, FEET_ROWS
+    slope = (r1 - r0) / (f1 - f0)
+    return slope, (f0 - r0 / slope) * spec.height
+
+
+def _stand(person: _Person, feet: float, spec: SyntheticSpec) -> None:
+    """Puts a person's feet on a row (perspective): its height follows the row."""
+    slope, horizon = _ground(spec)
+    feet = float(np.clip(feet, FEET_ROWS[0] * spec.height, FEET_ROWS[1] * spec.height))
+    person.height = person.size * slope * (feet - horizon)
+    person.y = feet - person.height
 
 
 def _background(rng, w, h) -> np.ndarray:
@@ -80,6 +107,9 @@ def _people(rng, spec: SyntheticSpec) -> list[_Person]:
             height=height, colours=rng.integers(30, 255, (3, 3)).astype(np.uint8),
             stripes=int(rng.integers(0, 4)), enter=-1 if spec.stay else enter,
             leave=spec.num_frames if spec.stay else min(enter + life, spec.num_frames)))
+        if spec.perspective:
+            people[-1].size = float(rng.uniform(0.9, 1.1))
+            _stand(people[-1], rng.uniform(*FEET_ROWS) * spec.height, spec)
     return people
 
 
@@ -127,7 +157,10 @@ def generate_sequence(root: str | Path, spec: SyntheticSpec) -> Path:
             p.x += p.vx
             if spec.stay and not 0 <= p.x <= spec.width:
                 p.vx, p.x = -p.vx, float(np.clip(p.x, 0, spec.width))
-            p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
+            if spec.perspective:
+                _stand(p, p.y + p.height + p.vy, spec)
+            else:
+                p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
             w = p.height * 0.4
             tlwh = (p.x - w / 2, p.y, w, p.height)
             if tlwh[0] + w < 0 or tlwh[0] > spec.width:

@@ -355,6 +355,10 @@ def test_confidence_inputs_match_the_tracker_s_order():
     ranks.observe(np.array([0.5, 0.6], np.float32))
     x = inputs(boxes[:2], np.array([0.5, 0.6], np.float32), observed=True)
     assert len(ranks) == 6 and len(inputs.rows) == 4 and np.isfinite(x[:, 2]).all()
+    off = ConfidenceInputs.from_config(TrackerConfig(row_fit=False, row_fit_min_boxes=2))
+    for _ in range(3):
+        x = off(boxes, np.array([0.1, 0.2, 0.3, 0.4], np.float32))
+    assert off.rows is None and np.isnan(x[:, 2]).all() and (x[:, 0] > 0).all()
     with pytest.raises(UserError, match="confidence must be rank, tracked, range or learned"):
         load_config(None, ["tracker.confidence=guess"])
 
@@ -381,3 +385,23 @@ def test_tracker_study_trains_the_learned_confidence_without_the_left_out_scene(
     assert 0 <= table["det"]["SYN-A"]["learned"]["HOTA"] <= 100
     [model] = (tmp_path / "b" / "models").glob("confidence__SYN-A__*.json")
     assert ConfidenceModel.load(model).meta["training"]["train"] == ["SYN-B", "SYN-C"]
+
+
+def test_confidence_study_scores_each_left_out_sequence(synthetic_root, tmp_path, capsys):
+    """``scripts/confidence_loso.py``: AUC by hand (ties half, one class -> NaN), one row per left-out
+    sequence with both input counts, and a bad input count is a one-line error."""
+    from mot.studies.confidence import auc, held_out, log_loss, main
+    from mot.synthetic import SyntheticSpec, generate_sequence
+
+    y = np.array([True, False, True, False])
+    assert auc(y, np.array([0.9, 0.1, 0.8, 0.2])) == 1.0 and auc(y, np.array([0.5] * 4)) == 0.5
+    assert np.isnan(auc(np.array([True, True]), np.array([0.1, 0.2])))
+    assert log_loss(y, np.where(y, 0.9, 0.1)) < log_loss(y, np.full(4, 0.5))
+    generate_sequence(tmp_path, SyntheticSpec(name="SYN-C", num_frames=30, num_people=5, seed=13))
+    paths = [synthetic_root / "SYN-A", synthetic_root / "SYN-B", tmp_path / "SYN-C"]
+    result = held_out(paths, ["det/det.txt"], {}, (2, 3))
+    assert [r["sequence"] for r in result["rows"]] == ["SYN-A", "SYN-B", "SYN-C"]
+    for r in result["rows"] + [result["pooled"]]:
+        assert set(r["auc"]) == {2, 3} and all(0.5 < v <= 1 for v in r["auc"].values())
+    assert main(["--data", str(synthetic_root / "SYN-A"), "--inputs", "7"]) == 2
+    assert capsys.readouterr().out.strip().count("\n") == 0
