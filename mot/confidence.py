@@ -155,7 +155,6 @@ class RowHeights:
         bottom, height = self._boxes[:, 0], self._boxes[:, 1]
         design = np.stack([np.ones_like(bottom), bottom], axis=1)
         weights = np.ones_like(bottom)
-        coef = np.array([np.median(height), 0.0])
         for _ in range(self.ITERATIONS):
             w = np.sqrt(weights)
             coef = np.linalg.lstsq(design * w[:, None], height * w, rcond=None)[0]

@@ -65,20 +65,13 @@ class _Person:
     size: float = 1.0    # perspective: body size, times the height the ground plane gives its feet
 
 
-def _ground(spec: SyntheticSpec) -> tuple[float, float]:
-    """Perspective: (pixels of height per pixel of feet below the horizon, the horizon's row), so
-    that a person of size 1 is height_range[0] tall with its feet at FEET_ROWS[0] and
-    height_range[1] tall at FEET_ROWS[1]."""
-    (r0, r1), (f0, f1) = spec.height_range, FEET_ROWS
-    slope = (r1 - r0) / (f1 - f0)
-    return slope, (f0 - r0 / slope) * spec.height
-
-
 def _stand(person: _Person, feet: float, spec: SyntheticSpec) -> None:
-    """Puts a person's feet on a row (perspective): its height follows the row."""
-    slope, horizon = _ground(spec)
-    feet = float(np.clip(feet, FEET_ROWS[0] * spec.height, FEET_ROWS[1] * spec.height))
-    person.height = person.size * slope * (feet - horizon)
+    """Puts a person's feet on a row (perspective): its height follows the row, linearly from
+    height_range[0] (times its size) with the feet at FEET_ROWS[0] to height_range[1] at
+    FEET_ROWS[1] (a ground plane seen from one camera height)."""
+    (r0, r1), (f0, f1) = spec.height_range, FEET_ROWS
+    feet = float(np.clip(feet, f0 * spec.height, f1 * spec.height))
+    person.height = person.size * spec.height * (r0 + (r1 - r0) * (feet / spec.height - f0) / (f1 - f0))
     person.y = feet - person.height
 
 
