@@ -219,17 +219,18 @@ class ConfidenceInputs:
         return cls(ranks if ranks is not None else ScoreRanks(cfg.confidence_memory), cfg.row_fit_rank,
                    RowHeights(min_boxes=cfg.row_fit_min_boxes) if cfg.row_fit else None)
 
-    def __call__(self, tlwh: np.ndarray, scores: np.ndarray, observed: bool = False) -> np.ndarray:
+    def __call__(self, tlwh: np.ndarray, scores: np.ndarray, rank: np.ndarray | None = None) -> np.ndarray:
         """(N, 3) float32 inputs of one frame's (N, 4) boxes and (N,) scores: rank, place in the
         score range and row misfit.
 
         Args:
-            observed: the scores were already observed by ``ranks`` this frame.
+            rank: the scores' ranks, when the caller already observed this frame's scores in
+                ``ranks`` and ranked them (the tracker does); None: observed and ranked here.
         """
         tlwh = np.asarray(tlwh, np.float32).reshape(-1, 4)
-        if not observed:
+        if rank is None:
             self.ranks.observe(scores)
-        rank = self.ranks.rank(scores)
+            rank = self.ranks.rank(scores)
         if self.rows is None:
             misfit = np.full(len(tlwh), np.nan, np.float32)
         else:

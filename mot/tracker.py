@@ -270,7 +270,7 @@ class TrackManager:
             ranks = np.maximum(all_ranks, self.confidence.position(detections.scores))
         elif self.confidence_model is not None:
             ranks = self.confidence_model.confidence(
-                self.confidence_inputs(detections.tlwh, detections.scores, observed=True))
+                self.confidence_inputs(detections.tlwh, detections.scores, all_ranks))
         if self.calibration is not None:
             ranks = self.calibration.confidence(all_ranks)
         all_tlwh = detections.tlwh

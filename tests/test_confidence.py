@@ -313,6 +313,8 @@ def test_learned_confidence_in_the_tracker_is_scale_free(synthetic_root, tmp_pat
     x = np.stack([ranks.rank(frames[0].scores), ranks.position(frames[0].scores),
                   np.full(len(frames[0]), 0.1, np.float32)], 1)
     np.testing.assert_allclose(ConfidenceModel.load(tmp_path / "c.json").confidence(x), model.predict(x))
+    with pytest.raises(UserError, match="confidence must be rank, tracked, range or learned"):
+        load_config(None, ["tracker.confidence=guess"])
 
 
 def test_row_heights_fit_the_scene_and_ignore_clutter():
@@ -353,14 +355,14 @@ def test_confidence_inputs_match_the_tracker_s_order():
     assert x.shape == (4, 3) and x[3, 0] == 1.0 and len(ranks) == 4
     assert len(inputs.rows) == 2 and np.isnan(x[:, 2]).all()   # two boxes ranked >= 0.5 taught it
     ranks.observe(np.array([0.5, 0.6], np.float32))
-    x = inputs(boxes[:2], np.array([0.5, 0.6], np.float32), observed=True)
+    given = ranks.rank(np.array([0.5, 0.6], np.float32))
+    x = inputs(boxes[:2], np.array([0.5, 0.6], np.float32), given)
     assert len(ranks) == 6 and len(inputs.rows) == 4 and np.isfinite(x[:, 2]).all()
+    np.testing.assert_array_equal(x[:, 0], given)
     off = ConfidenceInputs.from_config(TrackerConfig(row_fit=False, row_fit_min_boxes=2))
     for _ in range(3):
         x = off(boxes, np.array([0.1, 0.2, 0.3, 0.4], np.float32))
     assert off.rows is None and np.isnan(x[:, 2]).all() and (x[:, 0] > 0).all()
-    with pytest.raises(UserError, match="confidence must be rank, tracked, range or learned"):
-        load_config(None, ["tracker.confidence=guess"])
 
 
 def test_tracker_study_trains_the_learned_confidence_without_the_left_out_scene(synthetic_root, tmp_path):

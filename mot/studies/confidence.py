@@ -13,18 +13,18 @@ image is read; a run takes about a minute.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import rankdata
 
 from mot.cli import labelled_items
 from mot.errors import UserError
+from mot.io import atomic_write_text
+from mot.studies.appearance import roc_auc
 from mot.studies.loso import scene_of
 from mot.training import BoosterSettings, fit_booster_cv
-from mot.training.confidence import DET_FILES, collect_detections
+from mot.training.confidence import DET_FILES, collect_files
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -33,12 +33,9 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (ties counted half); NaN when one class is missing."""
-    y = np.asarray(y, bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if not n1 or not n0:
-        return float("nan")
-    return float((rankdata(p)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    """Area under the ROC curve of probabilities ``p`` for labels ``y`` (the appearance benchmark's
+    :func:`mot.studies.appearance.roc_auc`, which ranks distances: lower is more alike)."""
+    return roc_auc(-np.asarray(p, np.float64), np.asarray(y, bool))
 
 
 def held_out(paths: list[Path], det_files, same_scene: dict[str, str], inputs=(2, 3), seed: int = 0) -> dict:
@@ -50,16 +47,7 @@ def held_out(paths: list[Path], det_files, same_scene: dict[str, str], inputs=(2
     """
     from mot.confidence import ConfidenceModel
 
-    data: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    for path in paths:
-        seen = set()   # MOT17's det.txt is its det_yolox.txt: one file
-        for det_file in det_files:
-            if not (path / det_file).is_file():
-                continue
-            content = hashlib.sha1((path / det_file).read_bytes()).hexdigest()
-            if content not in seen:
-                seen.add(content)
-                data[(path.name, det_file)] = collect_detections(path, det_file)
+    data = {(path.name, det_file): xy for path in paths for det_file, xy in collect_files(path, det_files).items()}
     rows, pooled = [], {k: ([], []) for k in inputs}
     for scene in dict.fromkeys(scene_of(p.name, same_scene) for p in paths):
         train = [p.name for p in paths if scene_of(p.name, same_scene) != scene]
@@ -126,5 +114,5 @@ def main(argv=None) -> int:
         return 2
     print(report(result, args.inputs))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return 0

@@ -62,24 +62,28 @@ def collect_detections(seq_path: Path, det_file: str, cfg=None) -> tuple[np.ndar
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
+def collect_files(path: Path, det_files, cfg=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One sequence's inputs and labels per detection file it has (a file with the same content as
+    one already read, like MOT17's det.txt and det_yolox.txt, counts once)."""
+    out, seen = {}, set()
+    for det_file in det_files:
+        if not (path / det_file).is_file():
+            continue
+        content = hashlib.sha1((path / det_file).read_bytes()).hexdigest()
+        if content not in seen:
+            seen.add(content)
+            out[det_file] = collect_detections(path, det_file, cfg)
+    return out
+
+
 def collect_many(paths, det_files, cfg=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per sequence: its detections' inputs and labels over every detection file it has (a file with
-    the same content as one already read, like MOT17's det.txt and det_yolox.txt, counts once)."""
+    """Per sequence: its detections' inputs and labels over every detection file it has
+    (:func:`collect_files`, concatenated)."""
     per_seq = []
     for path in paths:
-        xs, ys, seen = [], [], set()
-        for det_file in det_files:
-            if not (path / det_file).is_file():
-                continue
-            content = hashlib.sha1((path / det_file).read_bytes()).hexdigest()
-            if content in seen:
-                continue
-            seen.add(content)
-            x, y = collect_detections(path, det_file, cfg)
-            xs.append(x)
-            ys.append(y)
-        per_seq.append((np.concatenate(xs) if xs else np.zeros((0, 3), np.float32),
-                        np.concatenate(ys) if ys else np.zeros(0, bool)))
+        files = collect_files(path, det_files, cfg).values()
+        per_seq.append((np.concatenate([x for x, _ in files]) if files else np.zeros((0, 3), np.float32),
+                        np.concatenate([y for _, y in files]) if files else np.zeros(0, bool)))
     return per_seq
 
 
