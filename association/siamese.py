@@ -176,7 +176,16 @@ class SiameseNet(nn.Module):
 
     def join(self, pooled: torch.Tensor, hist: torch.Tensor | None) -> torch.Tensor:
         """The embedding from :meth:`trunk`'s outputs: the projection, normalised, beside the histograms."""
-        cnn = F.normalize(self.project(pooled), dim=1)
+        return self.weigh(hist, F.normalize(self.project(pooled), dim=1))
+
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The two parts of the embedding before they are weighed, each of unit norm: the colour
+        histograms (None without a colour layer) and the CNN embedding."""
+        pooled, hist = self.trunk(x)
+        return hist, F.normalize(self.project(pooled), dim=1)
+
+    def weigh(self, hist: torch.Tensor | None, cnn: torch.Tensor) -> torch.Tensor:
+        """The embedding from :meth:`halves`: ``[sqrt(s) * histogram, sqrt(1 - s) * cnn]``."""
         if hist is None:
             return cnn
         s = self.hist_share

@@ -54,6 +54,8 @@ class TrainParams:
     p: int = 16                   # identities per batch
     k: int = 4                    # crops per identity
     max_gap: int = 30             # frames between the crops of one identity in a batch
+    near_gap: int = -1            # >= 0: two of each identity's crops at most this many frames apart (-1: off)
+    half_weight: float = 0.0      # weight of the loss on each half (colour, CNN) alone, beside the joined one
     joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
     jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
     jpeg_quality_min: int = 10
@@ -89,6 +91,12 @@ class TrainParams:
             return "hist_share must be in (0, 1)"
         if not 0 <= self.stop_after <= self.max_iters:
             return "stop_after must be in [0, max_iters]"
+        if self.near_gap < -1 or self.near_gap > self.max_gap:
+            return "near_gap must be -1 (off) or in [0, max_gap]"
+        if self.half_weight < 0:
+            return "half_weight must be >= 0"
+        if self.half_weight > 0 and (self.topology != "cost_function" or self.hist_stripes == 0):
+            return "half_weight needs the cost_function topology with a colour layer (hist_stripes > 0)"
         return None
 
 
@@ -118,7 +126,9 @@ def batch_loss(net: nn.Module, x: torch.Tensor, ids: torch.Tensor, params: Train
                rng: np.random.Generator) -> torch.Tensor:
     """The topology's loss on one P x K batch.
 
-    - cost_function: the configured embedding loss (contrastive or batch-hard triplet);
+    - cost_function: the configured embedding loss (contrastive or batch-hard triplet), plus
+      ``half_weight`` times the same loss on each half of the embedding alone (colour, CNN), so the
+      CNN half must tell people apart on its own and not only where the colour fails;
     - in_network: balanced binary cross-entropy of the weighted-L1 head over all pairs of the batch;
     - joint: balanced binary cross-entropy of the stacked-pair network over ``joint_pairs`` pairs
       (half of them positive, the negatives drawn from the batch: people seen close by).
@@ -142,7 +152,12 @@ def batch_loss(net: nn.Module, x: torch.Tensor, ids: torch.Tensor, params: Train
         swap = torch.from_numpy(rng.random(len(pick)) < 0.5)   # the order of a pair carries no meaning
         a, b = torch.where(swap, b, a), torch.where(swap, a, b)
         return balanced_bce(net.pair_logits(x[a], x[b]), ids[a] == ids[b])
-    return LOSSES[params.loss](net(x), ids, params.margin)
+    loss = LOSSES[params.loss]
+    if params.half_weight == 0:
+        return loss(net(x), ids, params.margin)
+    hist, cnn = net.halves(x)
+    return (loss(net.weigh(hist, cnn), ids, params.margin)
+            + params.half_weight * (loss(hist, ids, params.margin) + loss(cnn, ids, params.margin)))
 
 
 def evaluate(net: nn.Module, sets: list[CropSet], batches: list[tuple[int, np.ndarray]], params: TrainParams,
@@ -215,7 +230,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     roots = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
     train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress)
     val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress)
-    sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed)
+    sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed, params.near_gap)
     reid_sampler = None
     reid_roots = [] if reid is None else [Path(r) for r in (reid if isinstance(reid, (list, tuple)) else [reid])]
     if reid_roots and params.reid_fraction > 0:

@@ -198,11 +198,17 @@ def compress(bgr: np.ndarray, rng: np.random.Generator, prob: float, quality: tu
 
 
 class PKSampler:
-    """Draws batches of P identities x K crops from a list of crop sets (seeded)."""
+    """Draws batches of P identities x K crops from a list of crop sets (seeded).
 
-    def __init__(self, sets: list[CropSet], p: int, k: int, max_gap: int, seed: int):
+    With ``near_gap`` >= 0 the first two crops of each identity are at most that many frames apart
+    (0: the same crop twice, which the augmentation then shifts, scales and recolours apart), so
+    every batch holds the short-gap positives a tracker meets from frame to frame; the other K - 2
+    crops span the window as before.
+    """
+
+    def __init__(self, sets: list[CropSet], p: int, k: int, max_gap: int, seed: int, near_gap: int = -1):
         self.sets = [s for s in sets if len(s)]
-        self.p, self.k, self.max_gap = p, k, max_gap
+        self.p, self.k, self.max_gap, self.near_gap = p, k, max_gap, near_gap
         self.rng = np.random.default_rng(seed)
         sizes = np.array([len(s) for s in self.sets], np.float64)
         self.weights = sizes / sizes.sum()
@@ -225,7 +231,11 @@ class PKSampler:
             cand = by_id[int(ident)]
             in_window = cand[window[cand]]
             pool = in_window if len(in_window) >= 2 else cand
-            rows.append(self.rng.choice(pool, self.k, replace=len(pool) < self.k))
+            picked = self.rng.choice(pool, self.k, replace=len(pool) < self.k)
+            if self.near_gap >= 0 and self.k >= 2:
+                close = cand[np.abs(s.frames[cand] - s.frames[picked[0]]) <= self.near_gap]
+                picked[1] = self.rng.choice(close)
+            rows.append(picked)
         return si, np.concatenate(rows)
 
 
