@@ -11,7 +11,7 @@ from association.flow import FlowParams
 from association.patches import PatchParams
 from association.siamese import AppearanceModel, AppearanceParams, SiameseNet, batch_contrastive_loss, load_weights
 from mot.training.siamese_data import CropSet, PKSampler, load_reid_crops, load_sequence_crops, make_inputs
-from mot.training.siamese import TrainParams, train
+from mot.training.siamese import TrainParams, batch_loss, train
 from mot.errors import UserError
 
 SMALL = PatchParams(64, 32)
@@ -37,6 +37,41 @@ def test_pk_batches_hold_p_identities_of_k(crops):
     ids = crops.ids[rows]
     assert len(rows) == 12 and len(np.unique(ids)) == 3
     assert all((ids == i).sum() == 4 for i in np.unique(ids))
+
+
+def test_near_gap_puts_a_short_gap_positive_in_every_identity(crops):
+    """near_gap 1: each identity's first two crops are at most one frame apart; the other crops still
+    span the window (without it, gaps of at most one frame are rare)."""
+    gaps, wide = [], []
+    sampler = PKSampler([crops], p=3, k=4, max_gap=10, seed=0, near_gap=1)
+    for _ in range(20):
+        _, rows = sampler.batch()
+        ids, frames = crops.ids[rows].reshape(3, 4), crops.frames[rows].reshape(3, 4)
+        assert (ids == ids[:, :1]).all()                   # still P identities of K crops
+        gaps += list(np.abs(frames[:, 0] - frames[:, 1]))
+        wide += list(frames.max(1) - frames.min(1))
+    assert max(gaps) <= 1 and max(wide) > 1
+    plain = PKSampler([crops], p=3, k=4, max_gap=10, seed=0)
+    plain_gaps = [abs(int(f[0]) - int(f[1])) for _ in range(20)
+                  for f in crops.frames[plain.batch()[1]].reshape(3, 4)]
+    assert max(plain_gaps) > 1
+
+
+def test_half_weight_adds_the_loss_of_each_half(crops):
+    """The loss with half_weight w is the joined loss plus w times the loss of each unit-norm half."""
+    torch.manual_seed(0)
+    _, rows = PKSampler([crops], p=4, k=4, max_gap=10, seed=1).batch()
+    x, labels = make_inputs(crops, rows, SMALL, False, None), torch.from_numpy(crops.ids[rows])
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, patch=(64, 32))
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        joined = batch_loss(net, x, labels, TrainParams(), rng)
+        with_halves = batch_loss(net, x, labels, TrainParams(half_weight=0.5), rng)
+        hist, cnn = net.halves(x)
+        expected = joined + 0.5 * (batch_contrastive_loss(hist, labels) + batch_contrastive_loss(cnn, labels))
+        assert float(with_halves) == pytest.approx(float(expected), rel=1e-5)
+        assert float(with_halves) > float(joined)
+        torch.testing.assert_close(net.weigh(hist, cnn), net(x))
 
 
 def test_augmentation_flips_patch_and_flow_together(crops):
@@ -123,4 +158,9 @@ def test_bad_colour_branch_settings_are_refused(synthetic_root, tmp_path):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_share=1.0))
     with pytest.raises(UserError, match="hist_stripes must be >= 0"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_stripes=-1))
+    with pytest.raises(UserError, match="half_weight needs"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_stripes=0,
+                                                            half_weight=0.5))
+    with pytest.raises(UserError, match="near_gap must be"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], near_gap=31))
     assert not (tmp_path / "w.pt").exists()
