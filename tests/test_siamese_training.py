@@ -24,11 +24,13 @@ def crops(synthetic_root, tmp_path_factory) -> CropSet:
 
 def test_sequence_crops_are_cached_with_flow(crops, synthetic_root, tmp_path):
     assert crops.bgr.shape[1:] == (80, 40, 3) and crops.flow.shape[1:] == (2, 40, 20)
-    assert len(crops) == len(crops.ids) == len(crops.frames) > 50
+    assert len(crops) == len(crops.ids) == len(crops.frames) == len(crops.tlwh) > 50
     assert not crops.flow[crops.frames == 1].any()      # first frame: no flow
     assert np.abs(crops.flow[crops.frames > 1]).max() > 0  # the figures walk
     again = load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path)
     np.testing.assert_array_equal(again.ids, crops.ids)
+    cached = load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path)
+    np.testing.assert_array_equal(cached.tlwh, crops.tlwh)   # the boxes come with a cached read too
 
 
 def test_pk_batches_hold_p_identities_of_k(crops):
@@ -55,6 +57,21 @@ def test_near_gap_puts_a_short_gap_positive_in_every_identity(crops):
     plain_gaps = [abs(int(f[0]) - int(f[1])) for _ in range(20)
                   for f in crops.frames[plain.batch()[1]].reshape(3, 4)]
     assert max(plain_gaps) > 1
+
+
+def test_neighbours_batches_take_the_people_nearest_one_person():
+    """With neighbours, a batch of P = 2 people holds one person and the one nearest them in the frame."""
+    x = np.array([0.0, 10.0, 30.0, 100.0, 300.0])             # five people in a row, 50 px tall
+    frames = np.repeat([1, 2, 3], 5)
+    tlwh = np.stack([np.tile(x, 3), np.zeros(15), np.full(15, 20.0), np.full(15, 50.0)], 1).astype(np.float32)
+    crops = CropSet("row", np.zeros((15, 8, 4, 3), np.uint8), np.zeros((15, 2, 4, 2), np.float16),
+                    np.tile(np.arange(5), 3), frames, tlwh)
+    nearest = {0: 1, 1: 0, 2: 1, 3: 2, 4: 3}
+    sampler = PKSampler([crops], p=2, k=2, max_gap=0, seed=0, neighbours=True)
+    pairs = [tuple(crops.ids[sampler.batch()[1]][::2]) for _ in range(40)]
+    assert all(nearest[a] == b for a, b in pairs) and len({a for a, _ in pairs}) == 5
+    plain = PKSampler([crops], p=2, k=2, max_gap=0, seed=0)
+    assert any(nearest[a] != b for a, b in (tuple(crops.ids[plain.batch()[1]][::2]) for _ in range(40)))
 
 
 def test_half_weight_adds_the_loss_of_each_half(crops):

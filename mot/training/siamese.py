@@ -56,6 +56,7 @@ class TrainParams:
     max_gap: int = 30             # frames between the crops of one identity in a batch
     near_gap: int = -1            # >= 0: two of each identity's crops at most this many frames apart (-1: off)
     half_weight: float = 0.0      # weight of the loss on each half (colour, CNN) alone, beside the joined one
+    neighbours: bool = False      # a batch's people: those nearest one person in one frame (not any in the window)
     joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
     jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
     jpeg_quality_min: int = 10
@@ -230,7 +231,8 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     roots = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
     train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress)
     val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress)
-    sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed, params.near_gap)
+    sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed, params.near_gap,
+                        params.neighbours)
     reid_sampler = None
     reid_roots = [] if reid is None else [Path(r) for r in (reid if isinstance(reid, (list, tuple)) else [reid])]
     if reid_roots and params.reid_fraction > 0:

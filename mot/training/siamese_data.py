@@ -40,6 +40,7 @@ class CropSet:
         flow: (M, 2, Hc/2, Wc/2) float16 normalised flow crops (zero where there is no flow).
         ids: (M,) int64 identities, unique across sources.
         frames: (M,) int64 1-based frames (the camera index for VIPeR).
+        tlwh: (M, 4) float32 boxes in the frame (None for re-id crops, which have no frame).
     """
 
     name: str
@@ -47,6 +48,7 @@ class CropSet:
     flow: np.ndarray
     ids: np.ndarray
     frames: np.ndarray
+    tlwh: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,11 +84,6 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
         progress: show a tqdm bar while cropping.
     """
     seq = open_folder(seq_dir)
-    path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility)
-    if path.is_file():
-        z = np.load(path)
-        # The cache may have been written under another source index: re-base the identities.
-        return CropSet(seq.name, z["bgr"], z["flow"], z["ids"] % 100_000 + source * 100_000, z["frames"])
     if seq.gt_path is None:
         raise UserError(f"{seq_dir}: no gt/gt.txt to train from")
     gt = read_ground_truth(seq.gt_path)
@@ -94,6 +91,17 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
     if gt.classes is not None:
         keep &= gt.classes == 1
     index = gt.index()
+    # The rows of the crops, in the order they are cut (frame by frame); the boxes are not cached.
+    order = [r[keep[r]] for r in map(index.rows, range(1, seq.info.seq_length + 1))]
+    order = np.concatenate(order) if order else np.zeros(0, np.int64)
+    path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility)
+    if path.is_file():
+        z = np.load(path)
+        if not (np.array_equal(z["ids"] % 100_000, gt.ids[order]) and np.array_equal(z["frames"], gt.frames[order])):
+            raise UserError(f"{path}: cached crops do not match {seq.gt_path} (delete the cache file)")
+        # The cache may have been written under another source index: re-base the identities.
+        return CropSet(seq.name, z["bgr"], z["flow"], z["ids"] % 100_000 + source * 100_000, z["frames"],
+                       gt.tlwh[order].astype(np.float32))
     ch, cw = context_size(patch)
     computer = FlowComputer(flow)
     bgr, flows, ids, frames = [], [], [], []
@@ -114,7 +122,9 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
         ids.append(gt.ids[rows] + source * 100_000)
         frames.append(gt.frames[rows])
     crops = CropSet(seq.name, np.concatenate(bgr), np.concatenate(flows), np.concatenate(ids),
-                    np.concatenate(frames))
+                    np.concatenate(frames), gt.tlwh[order].astype(np.float32))
+    if not np.array_equal(crops.frames, gt.frames[order]):
+        raise UserError(f"{seq_dir}: the frames read do not match {seq.gt_path}")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, bgr=crops.bgr, flow=crops.flow, ids=crops.ids, frames=crops.frames)
@@ -203,12 +213,16 @@ class PKSampler:
     With ``near_gap`` >= 0 the first two crops of each identity are at most that many frames apart
     (0: the same crop twice, which the augmentation then shifts, scales and recolours apart), so
     every batch holds the short-gap positives a tracker meets from frame to frame; the other K - 2
-    crops span the window as before.
+    crops span the window as before. With ``neighbours`` the P identities are the people nearest
+    one person of the batch's first frame (box centres, in that person's heights), so the negatives
+    are the people beside and in front of each other that a tracker confuses; without it (or for
+    crops without boxes) they are any P people of the window.
     """
 
-    def __init__(self, sets: list[CropSet], p: int, k: int, max_gap: int, seed: int, near_gap: int = -1):
+    def __init__(self, sets: list[CropSet], p: int, k: int, max_gap: int, seed: int, near_gap: int = -1,
+                 neighbours: bool = False):
         self.sets = [s for s in sets if len(s)]
-        self.p, self.k, self.max_gap, self.near_gap = p, k, max_gap, near_gap
+        self.p, self.k, self.max_gap, self.near_gap, self.neighbours = p, k, max_gap, near_gap, neighbours
         self.rng = np.random.default_rng(seed)
         sizes = np.array([len(s) for s in self.sets], np.float64)
         self.weights = sizes / sizes.sum()
@@ -222,6 +236,14 @@ class PKSampler:
         window = (s.frames >= t) & (s.frames <= t + self.max_gap)
         near = np.unique(s.ids[window])
         self.rng.shuffle(near)
+        at_t = np.flatnonzero(s.frames == t)
+        if self.neighbours and s.tlwh is not None and len(at_t) > 1:
+            centre = s.tlwh[at_t, :2] + s.tlwh[at_t, 2:] / 2
+            seed = int(self.rng.integers(len(at_t)))
+            far = dict(zip(s.ids[at_t].tolist(),
+                           np.linalg.norm(centre - centre[seed], axis=1) / s.tlwh[at_t[seed], 3]))
+            # a stable sort: people of the window absent at t keep their shuffled order, last
+            near = np.array(sorted(near, key=lambda i: far.get(int(i), np.inf)))
         chosen = list(near[:self.p])
         if len(chosen) < self.p:  # too few people around: fill with others of the same source
             others = np.setdiff1d(np.array(list(by_id)), chosen)
