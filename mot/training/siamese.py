@@ -57,6 +57,7 @@ class TrainParams:
     near_gap: int = -1            # >= 0: two of each identity's crops at most this many frames apart (-1: off)
     half_weight: float = 0.0      # weight of the loss on each half (colour, CNN) alone, beside the joined one
     neighbours: bool = False      # a batch's people: those nearest one person in one frame (not any in the window)
+    min_visibility: float = 0.3   # MOT16/17 boxes less visible than this give no crop (2DMOT2015 has no visibility)
     joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
     jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
     jpeg_quality_min: int = 10
@@ -94,6 +95,8 @@ class TrainParams:
             return "stop_after must be in [0, max_iters]"
         if self.near_gap < -1 or self.near_gap > self.max_gap:
             return "near_gap must be -1 (off) or in [0, max_gap]"
+        if not 0 <= self.min_visibility <= 1:
+            return "min_visibility must be in [0, 1]"
         if self.half_weight < 0:
             return "half_weight must be >= 0"
         if self.half_weight > 0 and (self.topology != "cost_function" or self.hist_stripes == 0):
@@ -118,8 +121,8 @@ def find_sequences(roots: list[Path], names: list[str]) -> list[Path]:
 
 
 def _load_sets(roots: list[Path], names: list[str], start: int, patch: PatchParams, flow: FlowParams,
-               cache: Path, progress: bool) -> list[CropSet]:
-    return [load_sequence_crops(p, start + i, patch, flow, cache, progress=progress)
+               cache: Path, progress: bool, min_visibility: float) -> list[CropSet]:
+    return [load_sequence_crops(p, start + i, patch, flow, cache, min_visibility, progress)
             for i, p in enumerate(find_sequences(roots, names))]
 
 
@@ -229,8 +232,8 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     net = build_model(params, patch, pretrained)
 
     roots = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
-    train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress)
-    val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress)
+    train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress, params.min_visibility)
+    val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress, params.min_visibility)
     sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed, params.near_gap,
                         params.neighbours)
     reid_sampler = None
