@@ -11,6 +11,7 @@ identity lie within ``max_gap`` frames of each other (so positives span gaps up 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
     if not np.array_equal(crops.frames, gt.frames[order]):
         raise UserError(f"{seq_dir}: the frames read do not match {seq.gt_path}")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")   # one per process: two trainings may crop at once
     np.savez(tmp, bgr=crops.bgr, flow=crops.flow, ids=crops.ids, frames=crops.frames)
     tmp.replace(path)
     return crops
