@@ -102,6 +102,21 @@ def test_augmentation_flips_patch_and_flow_together(crops):
     assert plain.shape == (2, 3, 64, 32)
 
 
+def test_occlusion_puts_another_person_in_front():
+    """occlude: a side of the chosen patches becomes the middle of another identity's patch."""
+    from mot.training.siamese_data import occlude
+
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).repeat(1, 3, 8, 10)   # patch i is all i
+    ids = np.array([0, 0, 1, 2])
+    out = occlude(x.clone(), ids, np.random.default_rng(0), prob=1.0)
+    for i in range(4):
+        changed = (out[i] != i).any(dim=(0, 1))               # columns that changed
+        cols = np.flatnonzero(changed.numpy())
+        assert 3 <= len(cols) <= 7 and (cols[0] == 0 or cols[-1] == 9)   # one side, 30-70% of the width
+        assert set(out[i, :, :, cols].unique().tolist()) <= set(np.flatnonzero(ids != ids[i]).tolist())
+    assert torch.equal(occlude(x.clone(), ids, np.random.default_rng(0), prob=0.0), x)
+
+
 def test_reid_crops_have_zero_flow(tmp_path):
     for cam in ("cam_a", "cam_b"):
         (tmp_path / cam).mkdir()

@@ -58,6 +58,7 @@ class TrainParams:
     half_weight: float = 0.0      # weight of the loss on each half (colour, CNN) alone, beside the joined one
     neighbours: bool = False      # a batch's people: those nearest one person in one frame (not any in the window)
     min_visibility: float = 0.3   # MOT16/17 boxes less visible than this give no crop (2DMOT2015 has no visibility)
+    occlude_prob: float = 0.0     # share of training patches half hidden behind another person of the batch
     joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
     jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
     jpeg_quality_min: int = 10
@@ -95,8 +96,8 @@ class TrainParams:
             return "stop_after must be in [0, max_iters]"
         if self.near_gap < -1 or self.near_gap > self.max_gap:
             return "near_gap must be -1 (off) or in [0, max_gap]"
-        if not 0 <= self.min_visibility <= 1:
-            return "min_visibility must be in [0, 1]"
+        if not 0 <= self.min_visibility <= 1 or not 0 <= self.occlude_prob <= 1:
+            return "min_visibility and occlude_prob must be in [0, 1]"
         if self.half_weight < 0:
             return "half_weight must be >= 0"
         if self.half_weight > 0 and (self.topology != "cost_function" or self.hist_stripes == 0):
@@ -269,7 +270,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
         else:
             si, rows = sampler.batch()
             crops = train_sets[si]
-        x = make_inputs(crops, rows, patch, params.use_flow, rng, *jpeg)
+        x = make_inputs(crops, rows, patch, params.use_flow, rng, *jpeg, params.occlude_prob)
         loss = batch_loss(net, x, torch.from_numpy(crops.ids[rows]), params, rng)
         opt.zero_grad()
         loss.backward()

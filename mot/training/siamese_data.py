@@ -262,14 +262,46 @@ class PKSampler:
         return si, np.concatenate(rows)
 
 
+def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: float,
+            cover: tuple[float, float] = (0.3, 0.7)) -> torch.Tensor:
+    """Puts another person in front of a ``prob`` share of the patches (in place).
+
+    The chosen patch's left or right side, a ``cover`` share of its width and its whole height, is
+    replaced by the middle of another identity's patch from the same batch (their body, with its
+    flow), as when one person walks in front of another. Patches with no other identity in the
+    batch are left alone.
+
+    Args:
+        x: (B, C, H, W) float32 network inputs; ids: (B,) identities.
+
+    Returns:
+        ``x``.
+    """
+    w = x.shape[3]
+    chosen = np.flatnonzero(rng.random(len(x)) < prob)
+    source = x.clone() if len(chosen) else x      # occluders are taken as they were, not already occluded
+    for i in chosen:
+        others = np.flatnonzero(ids != ids[i])
+        if not len(others):
+            continue
+        j = int(rng.choice(others))
+        width = max(1, int(round(rng.uniform(*cover) * w)))
+        start = (w - width) // 2
+        left = 0 if rng.random() < 0.5 else w - width
+        x[i, :, :, left:left + width] = source[j, :, :, start:start + width]
+    return x
+
+
 def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
                 rng: np.random.Generator | None, jpeg_prob: float = 0.0,
-                jpeg_quality: tuple[int, int] = (10, 50)) -> torch.Tensor:
+                jpeg_quality: tuple[int, int] = (10, 50), occlude_prob: float = 0.0) -> torch.Tensor:
     """Network inputs for cached crops, augmented when ``rng`` is given.
 
     Augmentation: compression (a ``jpeg_prob`` share of the crops re-encoded as JPEG at a quality in
     ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and
-    contrast of L, and a horizontal flip of patch and flow together (the x flow changes sign).
+    contrast of L, a horizontal flip of patch and flow together (the x flow changes sign), and an
+    ``occlude_prob`` share of the patches half hidden behind another person of the batch
+    (:func:`occlude`).
 
     Returns:
         (B, 5 or 3, height, width) float32.
@@ -301,4 +333,6 @@ def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: 
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if use_flow:
         out[:, 3] = torch.where(flip[:, None, None], -out[:, 3], out[:, 3])
+    if rng is not None and occlude_prob > 0:
+        occlude(out, crops.ids[rows], rng, occlude_prob)
     return out
