@@ -12,6 +12,12 @@ with the --shares grid (one share, and one per gap) and scores the left-out scen
 --choose other-folds chooses each scene's share on the other scenes' left-out embeddings, pooled
 (the reported scene's scores never take part):
     python scripts/appearance_share_sweep.py --embeddings runs/emb --choose other-folds
+
+--recipes LABEL=DIR [...] compares training recipes instead of shares: each DIR is what
+``appearance_loso.py --keep-embeddings`` saved for one recipe (every scene left out in turn), and
+each scene is scored with the recipe that does best on the other scenes' left-out scores (mean AUC
+plus rank-1 over the gaps), so the scene reported never takes part in choosing:
+    python scripts/appearance_share_sweep.py --recipes shipped=runs/emb near=runs/emb_near
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from mot.errors import UserError
     from mot.io import atomic_write_text
-    from mot.studies.appearance_loso import SCENES, share_study, share_study_text
+    from mot.cli import labelled_items
+    from mot.studies.appearance_loso import SCENES, recipe_study, share_study, share_study_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--embeddings", required=True, help="folder written by appearance_loso.py --keep-embeddings")
+    ap.add_argument("--embeddings", help="folder written by appearance_loso.py --keep-embeddings")
+    ap.add_argument("--recipes", nargs="+", metavar="LABEL=DIR",
+                    help="compare recipes: each one's --keep-embeddings folder (chosen on the other folds)")
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--shares", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--choose", choices=["validation", "other-folds"], help="choose the share (default: a sweep)")
@@ -37,8 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the results as JSON")
     args = ap.parse_args(argv)
     mode = args.choose or "sweep"
+    if bool(args.embeddings) == bool(args.recipes):
+        ap.error("give either --embeddings or --recipes")
     try:
-        result = share_study(args.embeddings, args.scenes, args.shares, mode, args.hist_dim, args.trained_share)
+        if args.recipes:
+            folders = labelled_items(args.recipes, "--recipes")
+            result = recipe_study(folders, args.scenes)
+            mode = "recipes"
+        else:
+            result = share_study(args.embeddings, args.scenes, args.shares, mode, args.hist_dim, args.trained_share)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

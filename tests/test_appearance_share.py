@@ -214,3 +214,25 @@ def test_share_study_errors_are_one_line(tmp_path):
         share_study(tmp_path, ["KITTI-17"], [0.5], "other-folds")
     with pytest.raises(UserError, match="trained share"):
         share_study(tmp_path, ["KITTI-17"], [0.5], "sweep", trained_share=1.0)
+
+
+def test_choose_recipe_on_other_folds_never_uses_the_reported_scene(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"], "B": ["B"], "C": ["C"]})
+    good, bad = dict(colour_noise=0.3, cnn_noise=0.3), dict(colour_noise=3.0, cnn_noise=3.0)
+    for recipe, quality in (("r1", {"A": good, "B": bad, "C": bad}), ("r2", {"A": bad, "B": good, "C": good})):
+        (tmp_path / recipe).mkdir()
+        for seed, scene in enumerate("ABC"):
+            _saved_scene(tmp_path / recipe, scene, seed=seed, **quality[scene])
+    folders = {"r1": tmp_path / "r1", "r2": tmp_path / "r2"}
+    out = loso.recipe_study(folders, ["A", "B", "C"])
+    a = out["A"]["scores"]
+    assert out["A"]["chosen_recipe"] == "r2"                    # chosen on B and C, where r2 is better
+    assert loso.share_criterion(a["r1"]) > loso.share_criterion(a["r2"])   # though A itself favours r1
+    assert a["chosen on the other folds"] == a["r2"]
+    assert set(out["pooled"]) >= {"r1", "r2", "chosen on the other folds"}
+    with pytest.raises(UserError, match="at least two scenes and two recipes"):
+        loso.recipe_study({"r1": tmp_path / "r1"}, ["A", "B"])
+    with pytest.raises(UserError, match="no folder"):
+        loso.recipe_study({"r1": tmp_path / "r1", "r3": tmp_path / "r3"}, ["A", "B"])

@@ -495,6 +495,40 @@ def choose_on_other_folds(folder: str | Path, scenes: list[str], hist_dim: int, 
     return out
 
 
+def choose_recipe_on_other_folds(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 30)) -> dict:
+    """For each scene, the training recipe chosen on the other scenes' left-out scores, then that scene scored.
+
+    ``folders`` maps a recipe's label to what ``run_loso(keep=...)`` saved for it (one model per
+    left-out scene, each scene's embeddings from the model that never saw it, used as trained).
+    The recipe reported for scene X is the one with the best :func:`share_criterion` pooled over
+    the other scenes: X's own scores never take part, so comparing recipes on the left-out scenes
+    does not choose on the scene reported. The baselines (``hist``, ``imagenet``) come from the
+    first folder.
+
+    Returns:
+        ``{scene: {"chosen_recipe", "criteria": {label: value}, "scores", "sequences"}}``; ``scores``
+        rows: ``chosen on the other folds``, every recipe, and the baselines.
+    """
+    per_scene = {}
+    for scene in scenes:
+        saved = {label: _load_saved(Path(f), scene, SCORED[scene]) for label, f in folders.items()}
+        first = next(iter(saved.values()))
+        per_scene[scene] = []
+        for i, (boxes, emb) in enumerate(first):
+            rows = {label: saved[label][i][1]["recipe"] for label in folders}
+            rows.update({key: emb[key] for key in ("hist", "imagenet") if key in emb})
+            per_scene[scene].append(score(boxes, rows, gaps))
+    out = {}
+    for scene in scenes:
+        others = [seq for other in scenes if other != scene for seq in per_scene[other]]
+        by_recipe = {label: pooled([{"m": seq[label]} for seq in others])["m"] for label in folders}
+        chosen = choose_share(by_recipe, gaps)
+        seqs = [{"chosen on the other folds": seq[chosen], **seq} for seq in per_scene[scene]]
+        out[scene] = {"chosen_recipe": chosen, "criteria": {k: share_criterion(v, gaps) for k, v in by_recipe.items()},
+                      "scores": seqs[0] if len(seqs) == 1 else pooled(seqs), "sequences": seqs}
+    return out
+
+
 def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "sweep", hist_dim: int = 2048,
                 trained_share: float = 0.5) -> dict:
     """``scripts/appearance_share_sweep.py``: one of the studies of saved embeddings above, checked.
@@ -531,6 +565,24 @@ def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "swee
     return result
 
 
+def recipe_study(folders: dict[str, str | Path], scenes: list[str]) -> dict:
+    """``appearance_share_sweep.py --recipes``: :func:`choose_recipe_on_other_folds`, checked, with ``pooled``.
+
+    Raises:
+        UserError: fewer than two scenes or two recipes, a missing folder, or missing embeddings.
+    """
+    from mot.errors import UserError
+
+    if len(scenes) < 2 or len(folders) < 2:
+        raise UserError("comparing recipes on the other folds needs at least two scenes and two recipes")
+    for label, folder in folders.items():
+        if not Path(folder).is_dir():
+            raise UserError(f"--recipes {label}: no folder {folder}")
+    result = choose_recipe_on_other_folds(folders, scenes)
+    result["pooled"] = pooled([s for r in result.values() for s in r.pop("sequences")])
+    return result
+
+
 def share_study_text(result: dict, mode: str = "sweep") -> str:
     """:func:`share_study`'s result as markdown tables."""
     from mot.studies.appearance import format_table
@@ -539,7 +591,11 @@ def share_study_text(result: dict, mode: str = "sweep") -> str:
         return "\n\n".join(f"{scene}\n{format_table(rows)}" for scene, rows in result.items())
     parts = [f"pooled\n{format_table(result['pooled'])}"]
     for scene, r in result.items():
-        if scene != "pooled":
+        if scene != "pooled" and mode == "recipes":
+            criteria = ", ".join(f"{k} {v:.4f}" for k, v in r["criteria"].items())
+            parts.append(f"{scene}: {r['chosen_recipe']} chosen on the other folds ({criteria})\n"
+                         f"{format_table(r['scores'])}")
+        elif scene != "pooled":
             per_gap = " / ".join(f"{s:g}" for s in r["chosen_share_by_gap"].values())
             parts.append(f"{scene}: one share {r['chosen_share']:g}, per gap {per_gap}\n{format_table(r['scores'])}")
     return "\n\n".join(parts)
