@@ -107,3 +107,10 @@ def test_train_matcher_command_on_generated_sequences(synthetic_root, tmp_path):
     assert meta["training"]["folds"] == 2 and meta["training"]["train"] == ["SYN-A", "SYN-B"]
     assert main(["--data", str(synthetic_root), "--seqs", "SYN-A", "--config", str(cfg),
                  "--det-files", "det/det.txt", "--out", str(tmp_path / "n.json")]) == 2   # one sequence: no folds
+    # --monotone on: P(same) never rises with a distance feature (here motion_error, others fixed)
+    assert main(["--data", str(synthetic_root), "--config", str(cfg), "--det-files", "det/det.txt",
+                 "--out", str(tmp_path / "mono.json"), "--monotone", "on"]) == 0
+    mono = Matcher.load(tmp_path / "mono.json", features)
+    x = np.tile(np.array([0.3, 0.5, 0.0, 0.0, 0.05, 0.1], np.float32)[: len(features)], (1, 50, 1))
+    x[0, :, features.index("motion_error")] = np.linspace(0, 3, 50)
+    assert np.all(np.diff(mono.predict(x)[0]) <= 1e-6)

@@ -102,6 +102,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="the matcher JSON to write")
     parser.add_argument("--cache", help="folder to cache collected pairs in")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--monotone", choices=["on", "off"], default="off",
+                        help="constrain P(same) never to rise with a distance feature (association.features.MONOTONE)")
     args = parser.parse_args(argv)
 
     from mot.training.matcher import TrainSettings, train_matcher, train_matcher_cv
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
         cache = Path(args.cache) if args.cache else None
         start = time.perf_counter()
         features = cfg.association.params["features"]
-        settings = TrainSettings(seed=args.seed)
+        settings = TrainSettings(seed=args.seed, monotone=args.monotone == "on")
         if val:
             x, y = collect_many(train, cfg, args.det_files, cache)
             xv, yv = collect_many(val, cfg, args.det_files, cache)
