@@ -154,6 +154,7 @@ def test_train_writes_loadable_weights(synthetic_root, tmp_path):
     assert summary["iterations"] == 6 and len(summary["history"]) == 2
     _, meta = load_weights(tmp_path / "w.pt")
     assert meta["train_sequences"] == "SYN-A" and meta["val_sequences"] == "SYN-B"
+    assert meta["near_gap"] == -1 and meta["half_weight"] == 0.0 and meta["occlude_prob"] == 0.0
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt")), device="cpu")
     image = cv2.imread(str(synthetic_root / "SYN-A" / "img1" / "000002.jpg"))
     # the recipe's default: a 4-stripe 8x8x8 colour-histogram branch beside the 16-d CNN embedding

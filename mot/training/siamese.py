@@ -306,6 +306,8 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
                         train_sequences=",".join(params.train), val_sequences=",".join(params.val),
                         reid=",".join(r.name for r in reid_roots) if reid_sampler else "", seed=params.seed,
                         pretrained=Path(pretrained).name if pretrained else "", jpeg_prob=params.jpeg_prob,
+                        near_gap=params.near_gap, half_weight=params.half_weight,
+                        min_visibility=params.min_visibility, occlude_prob=params.occlude_prob,
                         best_iter=best_iter, val_loss=best, stopped_at=it, max_iters=params.max_iters)
     save_weights(out, net, meta)
     return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,
