@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = args.choose or "sweep"
     if bool(args.embeddings) == bool(args.recipes):
         ap.error("give either --embeddings or --recipes")
+    if args.recipes and args.choose:
+        ap.error("--recipes always chooses on the other folds; --choose is for --embeddings")
     try:
         if args.recipes:
             folders = labelled_items(args.recipes, "--recipes")
