@@ -180,9 +180,9 @@ class SiameseNet(nn.Module):
 
     def halves(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The two parts of the embedding before they are weighed, each of unit norm: the colour
-        histograms (None without a colour layer) and the CNN embedding."""
+        histograms (None without a colour layer) and the CNN embedding (``weigh`` joins them)."""
         pooled, hist = self.trunk(x)
-        return hist, F.normalize(self.project(pooled), dim=1)
+        return hist, self.join(pooled, None)      # without histograms, join is the CNN part alone
 
     def weigh(self, hist: torch.Tensor | None, cnn: torch.Tensor) -> torch.Tensor:
         """The embedding from :meth:`halves`: ``[sqrt(s) * histogram, sqrt(1 - s) * cnn]``."""

@@ -93,8 +93,8 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
         keep &= gt.classes == 1
     index = gt.index()
     # The rows of the crops, in the order they are cut (frame by frame); the boxes are not cached.
-    order = [r[keep[r]] for r in map(index.rows, range(1, seq.info.seq_length + 1))]
-    order = np.concatenate(order) if order else np.zeros(0, np.int64)
+    per_frame = [r[keep[r]] for r in map(index.rows, range(1, seq.info.seq_length + 1))]
+    order = np.concatenate(per_frame) if per_frame else np.zeros(0, np.int64)
     path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility)
     if path.is_file():
         z = np.load(path)
@@ -105,12 +105,11 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
                        gt.tlwh[order].astype(np.float32))
     ch, cw = context_size(patch)
     computer = FlowComputer(flow)
-    bgr, flows, ids, frames = [], [], [], []
+    bgr, flows = [], []
     prev = None
     for frame, image in tqdm(seq.frames(), total=seq.info.seq_length, desc=f"crop {seq.name}", leave=False,
                               disable=not progress):
-        rows = index.rows(frame)
-        rows = rows[keep[rows]]
+        rows = per_frame[frame - 1]
         field = computer.compute(prev, image)
         prev = image
         if not len(rows):
@@ -120,12 +119,8 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
         # crop_flow divides by the enlarged box: scale back to the box itself.
         f = crop_flow(field, big, flow, PatchParams(ch // 2, cw // 2)) * CONTEXT
         flows.append(f.astype(np.float16))
-        ids.append(gt.ids[rows] + source * 100_000)
-        frames.append(gt.frames[rows])
-    crops = CropSet(seq.name, np.concatenate(bgr), np.concatenate(flows), np.concatenate(ids),
-                    np.concatenate(frames), gt.tlwh[order].astype(np.float32))
-    if not np.array_equal(crops.frames, gt.frames[order]):
-        raise UserError(f"{seq_dir}: the frames read do not match {seq.gt_path}")
+    crops = CropSet(seq.name, np.concatenate(bgr), np.concatenate(flows), gt.ids[order] + source * 100_000,
+                    gt.frames[order], gt.tlwh[order].astype(np.float32))
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")   # one per process: two trainings may crop at once
     np.savez(tmp, bgr=crops.bgr, flow=crops.flow, ids=crops.ids, frames=crops.frames)
@@ -237,8 +232,8 @@ class PKSampler:
         window = (s.frames >= t) & (s.frames <= t + self.max_gap)
         near = np.unique(s.ids[window])
         self.rng.shuffle(near)
-        at_t = np.flatnonzero(s.frames == t)
-        if self.neighbours and s.tlwh is not None and len(at_t) > 1:
+        at_t = np.flatnonzero(s.frames == t) if self.neighbours and s.tlwh is not None else []
+        if len(at_t) > 1:
             centre = s.tlwh[at_t, :2] + s.tlwh[at_t, 2:] / 2
             seed = int(self.rng.integers(len(at_t)))
             far = dict(zip(s.ids[at_t].tolist(),
