@@ -342,6 +342,20 @@ def test_row_heights_fit_the_scene_and_ignore_clutter():
         RowHeights(min_boxes=1)
 
 
+def test_row_fit_line_equals_weighted_least_squares():
+    """The row fit's closed-form weighted line is the least-squares solution, and stays finite when
+    every box sits on one row (no slope to fit: the minimum-norm solution)."""
+    from mot.confidence import _weighted_line
+
+    rng = np.random.default_rng(0)
+    x, y, w = rng.uniform(100, 1000, 500), rng.uniform(10, 300, 500), rng.uniform(0.01, 1, 500)
+    design = np.stack([np.ones_like(x), x], 1) * np.sqrt(w)[:, None]
+    np.testing.assert_allclose(_weighted_line(x, y, w), np.linalg.lstsq(design, y * np.sqrt(w), rcond=None)[0],
+                               rtol=1e-9)
+    flat = _weighted_line(np.full(50, 400.0), y[:50], w[:50])
+    assert np.isfinite(flat).all() and flat[0] + 400 * flat[1] == pytest.approx(np.average(y[:50], weights=w[:50]))
+
+
 def test_confidence_inputs_match_the_tracker_s_order():
     """The inputs observe a frame's scores before ranking them and feed the row fit before
     measuring: the first frame's top box is fully ranked, the fit starts after ``min_boxes`` boxes,
