@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from association.features import (APPEARANCE_FEATURES, COLOUR_FEATURES, CONTEXT_FEATURES, FeatureContext,
-                                  check_names, compute, motion_error)
+from association.features import (APPEARANCE_FEATURES, CNN_FEATURES, COLOUR_FEATURES, CONTEXT_FEATURES,
+                                  SIAMESE_FEATURES, FeatureContext, check_names, compute, motion_error)
 from association.matcher import Matcher
 from association.patches import colour_histograms
 from mot.config import from_dict
@@ -25,11 +25,13 @@ class AppearanceGallery:
         gallery: the track's recent Siamese embeddings, (E,) float32 unit rows, newest last.
         ema: (E,) float32 moving average of the embeddings (not normalised), or None.
         colour_gallery: the track's recent LUV colour histograms, (H,) float32 each.
+        cnn_gallery: the CNN parts of its recent embeddings, unit rows (kept only for ``cnn_min``).
     """
 
     gallery: deque
     colour_gallery: deque
     ema: np.ndarray | None = None
+    cnn_gallery: deque = field(default_factory=deque)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class LearnedParams:
         # the saved config is whole.
         self.appearance = dataclasses.asdict(appearance_params(self.appearance))
         self.adaptation = dataclasses.asdict(adaptation_params(self.adaptation))
-        if self.adaptation["enabled"] and not any(f in APPEARANCE_FEATURES for f in self.features):
+        if self.adaptation["enabled"] and not any(f in SIAMESE_FEATURES for f in self.features):
             return "adaptation.enabled needs an appearance feature (it adapts the Siamese embedding)"
         if not 0 < self.min_prob < 1:
             return "min_prob must be in (0, 1)"
@@ -89,7 +91,8 @@ class LearnedAssociation:
         self.fps = float(frame_rate)   # time features are in seconds
         self.max_cost = float(-np.log(params.min_prob))
         self.matcher = self._load_matcher()
-        self.uses_appearance = any(f in APPEARANCE_FEATURES for f in params.features)
+        self.uses_appearance = any(f in SIAMESE_FEATURES for f in params.features)
+        self.uses_cnn = any(f in CNN_FEATURES for f in params.features)
         self.uses_colour = any(f in COLOUR_FEATURES for f in params.features)
         self.needs_image = self.uses_appearance or self.uses_colour
         self.embedder = None
@@ -108,12 +111,15 @@ class LearnedAssociation:
         return Matcher.load(resolve_weights(self.params.matcher), self.params.features)
 
     def prepare(self, detections: Detections, image, frame: int) -> Detections:
-        """Attaches ``extras["embeddings"]`` (D, E) float32 when the Siamese features are on and
-        ``extras["histograms"]`` (D, H) float32 when the colour features are."""
+        """Attaches ``extras["embeddings"]`` (D, E) float32 when the Siamese features are on (and
+        their CNN parts, ``extras["cnn_embeddings"]``, for ``cnn_min``) and ``extras["histograms"]``
+        (D, H) float32 when the colour features are."""
         extras = {}
         if self.embedder is not None:
             extras["embeddings"] = self.embedder.embed(image, detections.tlwh, self._previous_image)
             self._previous_image = image
+            if self.uses_cnn:
+                extras["cnn_embeddings"] = self.embedder.cnn_part(extras["embeddings"])
         if self.uses_colour:
             extras["histograms"] = colour_histograms(image, detections.tlwh)
         return detections.with_extras(**extras) if extras else detections
@@ -137,12 +143,16 @@ class LearnedAssociation:
         state = track.appearance
         if state is None:
             size = self.params.gallery_size
-            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size))
+            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size),
+                                                         cnn_gallery=deque(maxlen=size))
         if hist is not None:
             state.colour_gallery.append(hist[index])
         if emb is None:
             return
         e = np.asarray(emb[index], np.float32)
         state.gallery.append(e)
+        cnn = detections.extras.get("cnn_embeddings")
+        if cnn is not None:
+            state.cnn_gallery.append(cnn[index])
         old = state.ema
         state.ema = e if old is None else self.params.ema * old + (1 - self.params.ema) * e

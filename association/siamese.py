@@ -400,6 +400,12 @@ class AppearanceModel:
     def embedding_dim(self) -> int:
         return self.net.output_dim
 
+    def cnn_part(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, E) embeddings from :meth:`embed` -> (N, E_cnn) float32 unit rows: their CNN part alone,
+        without the colour layer (the last ``E_cnn`` columns, see :class:`SiameseNet`)."""
+        cnn = np.asarray(embeddings, np.float32)[:, -self.net.project.out_features:]
+        return cnn / np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12)
+
     def inputs(self, image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr: np.ndarray | None = None,
                flow: np.ndarray | None = None) -> np.ndarray:
         """The network input of every box.

@@ -215,3 +215,19 @@ def test_histogram_weights_round_trip(tmp_path):
     x = torch.randn(3, 3, 128, 64)
     with torch.no_grad():
         torch.testing.assert_close(again(x), net(x))
+
+
+def test_cnn_part_is_the_embedding_without_its_colour_layer(tmp_path):
+    """AppearanceModel.cnn_part: the run-time model's embedding cut to its CNN half, of unit length,
+    equal to what SiameseNet.halves gives for the same patches (the matcher's ``cnn_min`` reads it)."""
+    torch.manual_seed(0)
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.6).eval()
+    save_weights(tmp_path / "h.pt", net, network_meta(net, PatchParams(), None))
+    model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "h.pt")), device="cpu")
+    image, boxes = _texture(), np.array([[10, 20, 40, 90], [150, 60, 50, 120], [250, 10, 30, 80]], np.float32)
+    cnn = model.cnn_part(model.embed(image, boxes))
+    with torch.no_grad():
+        _, expected = net.halves(torch.from_numpy(model.inputs(image, boxes)))
+    assert cnn.shape == (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(cnn, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(cnn, expected.numpy(), atol=1e-4)

@@ -68,3 +68,13 @@ def test_colour_features_by_hand():
     dets = _dets([[0, 0, 10, 20]]).with_extras(histograms=c[None].astype(np.float32))
     f = compute(["colour_min", "colour_mean"], FeatureContext([track], dets, 2))[0, 0]
     assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx((1.0 + 0.2) / 2)
+
+
+def test_cnn_min_by_hand():
+    """``cnn_min`` reads the CNN parts (``cnn_gallery`` / ``extras["cnn_embeddings"]``), not the joined
+    embedding: min over the gallery of 1 - <g, c>."""
+    track = _track([0, 0, 10, 20], embedding=[1, 0])
+    track.appearance.cnn_gallery = deque([np.array([1.0, 0.0]), np.array([0.6, 0.8])])
+    dets = _dets([[0, 0, 10, 20]], [[1, 0]]).with_extras(cnn_embeddings=np.array([[0.0, 1.0]], np.float32))
+    f = compute(["cnn_min", "appearance_min"], FeatureContext([track], dets, 2))[0, 0]
+    assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx(0.0)

@@ -114,3 +114,32 @@ def test_train_matcher_command_on_generated_sequences(synthetic_root, tmp_path):
     x = np.tile(np.array([0.3, 0.5, 0.0, 0.0, 0.05, 0.1], np.float32)[: len(features)], (1, 50, 1))
     x[0, :, features.index("motion_error")] = np.linspace(0, 3, 50)
     assert np.all(np.diff(mono.predict(x)[0]) <= 1e-6)
+
+
+def test_cnn_min_keeps_a_bounded_cnn_gallery(tmp_path):
+    """With ``cnn_min`` among the features the association attaches the embeddings' CNN parts and keeps
+    them per track, ``gallery_size`` at most; without it, it computes none."""
+    from association.features import FeatureContext, compute
+    from association.learned import LearnedAssociation, LearnedParams
+    from mot.tracker import Track
+    from mot.types import Detections
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    dets = Detections(np.array([[10, 10, 30, 80], [80, 20, 30, 80]], np.float32), np.ones(2))
+    for names in (["appearance_min", "cnn_min"], ["appearance_min"]):
+        x = rng.uniform(0, 1, (500, len(names))).astype(np.float32)
+        matcher, _ = train_matcher(names, x, x.sum(1) < 0.5, settings=TrainSettings(rounds=10))
+        matcher.save(tmp_path / "m.json")
+        assoc = LearnedAssociation(LearnedParams(features=names, matcher=str(tmp_path / "m.json"), gallery_size=3))
+        prepared = assoc.prepare(dets, image, 1)
+        kept = "cnn_min" in names
+        assert ("cnn_embeddings" in prepared.extras) is kept
+        track = Track(1, dets.tlwh[0], 1.0, 1)
+        for frame in range(5):
+            assoc.observe(track, prepared, 0, frame)
+        assert len(track.appearance.gallery) == 3 and len(track.appearance.cnn_gallery) == (3 if kept else 0)
+        assert np.isfinite(assoc.cost([track], prepared, 6)).all()
+        if kept:   # the track's own patch is at distance 0, the other person's is not
+            cnn = compute(["cnn_min"], FeatureContext([track], prepared, 6))[0, :, 0]
+            assert cnn[0] == pytest.approx(0.0, abs=1e-5) and cnn[1] > 1e-3

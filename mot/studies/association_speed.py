@@ -16,6 +16,8 @@ from mot.types import Detections
 
 #: Length of the colour descriptor (two halves x 8^3 LUV bins, association/patches.py).
 HIST_DIM = 2 * 8 ** 3
+#: Length of the CNN part of the shipped Siamese embedding (read by ``cnn_min``).
+CNN_DIM = 128
 
 
 def _unit_rows(rng, n: int, dim: int) -> np.ndarray:
@@ -32,9 +34,11 @@ def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
             t.update(b + rng.normal(0, 2, 4), 1.0, f, 0.6)
         e = rng.normal(size=(8, emb_dim)).astype(np.float32)
         e /= np.linalg.norm(e, axis=1, keepdims=True)
-        t.appearance = AppearanceGallery(deque(e), deque(_unit_rows(rng, 8, HIST_DIM)), e.mean(0))
+        t.appearance = AppearanceGallery(deque(e), deque(_unit_rows(rng, 8, HIST_DIM)), e.mean(0),
+                                         deque(_unit_rows(rng, 8, CNN_DIM)))
         tracks.append(t)
-    extras = {"embeddings": _unit_rows(rng, n, emb_dim), "histograms": _unit_rows(rng, n, HIST_DIM)}
+    extras = {"embeddings": _unit_rows(rng, n, emb_dim), "histograms": _unit_rows(rng, n, HIST_DIM),
+              "cnn_embeddings": _unit_rows(rng, n, CNN_DIM)}
     dets = Detections((boxes + rng.normal(0, 3, boxes.shape)).astype(np.float32), np.ones(n), extras)
     return tracks, dets
 

@@ -77,10 +77,10 @@ def _check_positives(y: np.ndarray) -> None:
 
 def _weights_digest(cfg) -> str:
     """sha1 of the Siamese weights the config's appearance features use ('' without appearance)."""
-    from association.features import APPEARANCE_FEATURES
+    from association.features import SIAMESE_FEATURES
 
     params = cfg.association.params
-    if not any(f in APPEARANCE_FEATURES for f in params.get("features", [])):
+    if not any(f in SIAMESE_FEATURES for f in params.get("features", [])):
         return ""
     from association.siamese import DEFAULT_NAME
     from mot.weights import resolve
