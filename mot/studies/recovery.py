@@ -58,7 +58,12 @@ def track_ids_of_person(seq: Path, result_file: Path, person: int = PERSON, gap_
 
 def probe(cfg, seeds, workdir: str | Path) -> list[dict]:
     """Runs ``cfg`` on the scene of each seed; per seed: the ids before and after the gap, whether the
-    scene counts (one id before) and whether the identity was kept (that id alone after)."""
+    scene counts (one id before) and whether the identity was kept (that id alone after).
+
+    Raises:
+        UserError: the tracker failed on a scene (its one-line error, e.g. a matcher file not found).
+    """
+    from mot.errors import UserError
     from mot.pipeline import run
 
     rows = []
@@ -66,8 +71,8 @@ def probe(cfg, seeds, workdir: str | Path) -> list[dict]:
         seq = occluded_scene(Path(workdir) / "data", seed)
         out = Path(workdir) / "out" / seq.name
         report = run(seq, cfg, out)
-        if report.failed:
-            raise RuntimeError(f"{seq.name}: the tracker failed")
+        if report.failed:   # the config's fault (a generated scene is well formed): stop, in one line
+            raise UserError(report.failed[0].error)
         before, after = track_ids_of_person(seq, out / f"{seq.name}.txt")
         counts = len(before) == 1
         rows.append({"seed": seed, "before": sorted(before), "after": sorted(after), "counts": counts,
