@@ -62,10 +62,19 @@ def _embeddings(ctx: FeatureContext):
     return ctx.detections.extras.get("embeddings")
 
 
-def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", gallery_key: str = "gallery"):
+def unit_tail(x: np.ndarray, width: int) -> np.ndarray:
+    """The last ``width`` columns of each row of ``x``, scaled to unit length (float32): the CNN part
+    of a Siamese embedding, which ends it (``association.siamese.SiameseNet``)."""
+    tail = np.asarray(x, np.float32)[:, -width:]
+    return tail / np.maximum(np.linalg.norm(tail, axis=1, keepdims=True), 1e-12)
+
+
+def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", gallery_key: str = "gallery",
+                       tail: bool = False):
     """Cosine distance of each detection's descriptor (``detections.extras[extra]``, unit rows) to
     each track's gallery of them (the ``gallery_key`` field of ``track.appearance``, an
-    ``association.learned.AppearanceGallery``), reduced over the gallery."""
+    ``association.learned.AppearanceGallery``), reduced over the gallery. With ``tail`` the gallery
+    rows are longer than the descriptors and only their last part (:func:`unit_tail`) is compared."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
@@ -74,6 +83,8 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
         gallery = getattr(track.appearance, gallery_key) if track.appearance is not None else None
         if gallery:
             g = np.asarray(gallery, np.float32)                # (G, E), L2-normalised
+            if tail:
+                g = unit_tail(g, emb.shape[1])
             out[i] = reduce(1.0 - g @ emb.T, axis=0)           # (D,)
     return out
 
@@ -105,7 +116,7 @@ def cnn_min(ctx):
     """Smallest cosine distance between the CNN part of the detection's Siamese embedding (its
     colour layer left out) and the track's recent ones: lets the matcher weigh the learned part
     apart from colour, e.g. by the time the track was unseen."""
-    return _gallery_distances(ctx, np.min, "cnn_embeddings", "cnn_gallery")
+    return _gallery_distances(ctx, np.min, "cnn_embeddings", tail=True)
 
 
 def colour_min(ctx):

@@ -25,13 +25,11 @@ class AppearanceGallery:
         gallery: the track's recent Siamese embeddings, (E,) float32 unit rows, newest last.
         ema: (E,) float32 moving average of the embeddings (not normalised), or None.
         colour_gallery: the track's recent LUV colour histograms, (H,) float32 each.
-        cnn_gallery: the CNN parts of its recent embeddings, unit rows (kept only for ``cnn_min``).
     """
 
     gallery: deque
     colour_gallery: deque
     ema: np.ndarray | None = None
-    cnn_gallery: deque = field(default_factory=deque)
 
 
 @dataclass
@@ -112,7 +110,8 @@ class LearnedAssociation:
 
     def prepare(self, detections: Detections, image, frame: int) -> Detections:
         """Attaches ``extras["embeddings"]`` (D, E) float32 when the Siamese features are on (and
-        their CNN parts, ``extras["cnn_embeddings"]``, for ``cnn_min``) and ``extras["histograms"]``
+        their CNN parts, ``extras["cnn_embeddings"]``, for ``cnn_min``, which reads the tracks'
+        galleries' CNN parts off the same rows) and ``extras["histograms"]``
         (D, H) float32 when the colour features are."""
         extras = {}
         if self.embedder is not None:
@@ -143,16 +142,12 @@ class LearnedAssociation:
         state = track.appearance
         if state is None:
             size = self.params.gallery_size
-            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size),
-                                                         cnn_gallery=deque(maxlen=size))
+            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size))
         if hist is not None:
             state.colour_gallery.append(hist[index])
         if emb is None:
             return
         e = np.asarray(emb[index], np.float32)
         state.gallery.append(e)
-        cnn = detections.extras.get("cnn_embeddings")
-        if cnn is not None:
-            state.cnn_gallery.append(cnn[index])
         old = state.ema
         state.ema = e if old is None else self.params.ema * old + (1 - self.params.ema) * e

@@ -403,8 +403,8 @@ class AppearanceModel:
     def cnn_part(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, E) embeddings from :meth:`embed` -> (N, E_cnn) float32 unit rows: their CNN part alone,
         without the colour layer (the last ``E_cnn`` columns, see :class:`SiameseNet`)."""
-        cnn = np.asarray(embeddings, np.float32)[:, -self.net.project.out_features:]
-        return cnn / np.maximum(np.linalg.norm(cnn, axis=1, keepdims=True), 1e-12)
+        from association.features import unit_tail
+        return unit_tail(embeddings, self.net.project.out_features)
 
     def inputs(self, image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr: np.ndarray | None = None,
                flow: np.ndarray | None = None) -> np.ndarray:

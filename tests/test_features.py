@@ -71,10 +71,11 @@ def test_colour_features_by_hand():
 
 
 def test_cnn_min_by_hand():
-    """``cnn_min`` reads the CNN parts (``cnn_gallery`` / ``extras["cnn_embeddings"]``), not the joined
-    embedding: min over the gallery of 1 - <g, c>."""
-    track = _track([0, 0, 10, 20], embedding=[1, 0])
-    track.appearance.cnn_gallery = deque([np.array([1.0, 0.0]), np.array([0.6, 0.8])])
-    dets = _dets([[0, 0, 10, 20]], [[1, 0]]).with_extras(cnn_embeddings=np.array([[0.0, 1.0]], np.float32))
+    """``cnn_min`` compares the detection's CNN part (``extras["cnn_embeddings"]``) with the CNN
+    parts of the track's gallery rows (their last columns, made unit length), not the joined
+    embeddings: min over the gallery of 1 - <g, c>."""
+    track = _track([0, 0, 10, 20], embedding=[0.8, 0.6, 0.0])          # CNN part [1, 0]
+    track.appearance.gallery.append(np.array([0.6, 0.48, 0.64], np.float32))   # CNN part [0.6, 0.8]
+    dets = _dets([[0, 0, 10, 20]], [[0.8, 0.6, 0.0]]).with_extras(cnn_embeddings=np.array([[0.0, 1.0]], np.float32))
     f = compute(["cnn_min", "appearance_min"], FeatureContext([track], dets, 2))[0, 0]
-    assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx(0.0)
+    assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx(0.0, abs=1e-6)

@@ -116,9 +116,9 @@ def test_train_matcher_command_on_generated_sequences(synthetic_root, tmp_path):
     assert np.all(np.diff(mono.predict(x)[0]) <= 1e-6)
 
 
-def test_cnn_min_keeps_a_bounded_cnn_gallery(tmp_path):
-    """With ``cnn_min`` among the features the association attaches the embeddings' CNN parts and keeps
-    them per track, ``gallery_size`` at most; without it, it computes none."""
+def test_cnn_min_reads_the_cnn_part_of_the_gallery(tmp_path):
+    """With ``cnn_min`` among the features the association attaches the embeddings' CNN parts (the
+    tracks keep only their joined embeddings, ``gallery_size`` at most); without it, it computes none."""
     from association.features import FeatureContext, compute
     from association.learned import LearnedAssociation, LearnedParams
     from mot.tracker import Track
@@ -138,7 +138,7 @@ def test_cnn_min_keeps_a_bounded_cnn_gallery(tmp_path):
         track = Track(1, dets.tlwh[0], 1.0, 1)
         for frame in range(5):
             assoc.observe(track, prepared, 0, frame)
-        assert len(track.appearance.gallery) == 3 and len(track.appearance.cnn_gallery) == (3 if kept else 0)
+        assert len(track.appearance.gallery) == 3
         assert np.isfinite(assoc.cost([track], prepared, 6)).all()
         if kept:   # the track's own patch is at distance 0, the other person's is not
             cnn = compute(["cnn_min"], FeatureContext([track], prepared, 6))[0, :, 0]

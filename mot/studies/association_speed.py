@@ -34,8 +34,7 @@ def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
             t.update(b + rng.normal(0, 2, 4), 1.0, f, 0.6)
         e = rng.normal(size=(8, emb_dim)).astype(np.float32)
         e /= np.linalg.norm(e, axis=1, keepdims=True)
-        t.appearance = AppearanceGallery(deque(e), deque(_unit_rows(rng, 8, HIST_DIM)), e.mean(0),
-                                         deque(_unit_rows(rng, 8, CNN_DIM)))
+        t.appearance = AppearanceGallery(deque(e), deque(_unit_rows(rng, 8, HIST_DIM)), e.mean(0))
         tracks.append(t)
     extras = {"embeddings": _unit_rows(rng, n, emb_dim), "histograms": _unit_rows(rng, n, HIST_DIM),
               "cnn_embeddings": _unit_rows(rng, n, CNN_DIM)}
