@@ -37,8 +37,9 @@ def test_probe_counts_scenes_and_refuses_bad_seeds(tmp_path, capsys):
     assert main(["--config", str(CONFIGS / "iou_only.yaml"), "--seeds", "5,6", "--out", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "kept one identity in 0 of 2 scenes" in out and (tmp_path / "r.json").is_file()
-    assert main(["--seeds", "a-b"]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    for bad in (["--seeds", "a-b"], ["--seeds", "5-3"], ["--seeds", "5", "--out", str(tmp_path / "no" / "r.json")]):
+        assert main(bad) == 2
+        assert capsys.readouterr().err.count("\n") == 1
     assert main(["--seeds", "5", "--set", f"association.params.matcher={tmp_path / 'none.json'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.json" in err

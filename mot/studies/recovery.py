@@ -97,6 +97,7 @@ def main(argv=None) -> int:
 
     from mot.config import load_config
     from mot.errors import UserError
+    from mot.io import atomic_write_text
 
     parser = argparse.ArgumentParser(prog="recovery_probe.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,7 +109,12 @@ def main(argv=None) -> int:
     try:
         seeds = _seeds(args.seeds)
     except ValueError:
+        seeds = []
+    if not seeds:
         print(f"error: --seeds {args.seeds!r}: expected seeds like 0-13 or 0,3,5", file=sys.stderr)
+        return 2
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        print(f"error: --out {args.out}: its folder does not exist", file=sys.stderr)
         return 2
     try:
         cfg = load_config(args.config, args.overrides)
@@ -124,5 +130,5 @@ def main(argv=None) -> int:
     print(f"kept one identity in {sum(r['kept'] for r in counted)} of {len(counted)} scenes "
           f"({len(rows) - len(counted)} not counted)")
     if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=1))
+        atomic_write_text(args.out, json.dumps(rows, indent=1))
     return 0
