@@ -143,3 +143,27 @@ def test_cnn_min_reads_the_cnn_part_of_the_gallery(tmp_path):
         if kept:   # the track's own patch is at distance 0, the other person's is not
             cnn = compute(["cnn_min"], FeatureContext([track], prepared, 6))[0, :, 0]
             assert cnn[0] == pytest.approx(0.0, abs=1e-5) and cnn[1] > 1e-3
+
+
+def test_waited_returns_add_the_hidden_person_back_where_last_seen(tmp_path):
+    """``waited_returns``: the person hidden for 20 frames of the generated scene comes back in the
+    pairs a second time, moved to where their track was last seen (centre distance 0, the prediction
+    as far off as it is), labelled the same person; the real pairs are all kept, and a shorter gap
+    than asked adds nothing."""
+    from mot.studies.recovery import GAP, occluded_scene
+    from mot.training.matcher import collect_pairs
+
+    seq = occluded_scene(tmp_path, seed=5)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "context.yaml")
+    features = cfg.association.params["features"]
+    x0, y0 = collect_pairs(seq, cfg, "det/det.txt")
+    x1, y1 = collect_pairs(seq, cfg, "det/det.txt", waited_returns=0.5)
+    gap = (GAP[1] - GAP[0] + 2) / 25.0          # the person's seconds unseen when back (25 fps)
+    seen = x1[:, features.index("time_since_seen")]
+    moved = (np.abs(seen - gap) < 1e-3) & (x1[:, features.index("centre_distance")] < 1e-3)
+    assert moved.sum() == 1 and y1[moved].all() and x1[moved, features.index("motion_error")][0] > 0.1
+    real = {tuple(r) + (l,) for r, l in zip(x0.tolist(), y0.tolist())}
+    assert real <= {tuple(r) + (l,) for r, l in zip(x1.tolist(), y1.tolist())}
+    assert 1 <= len(y1) - len(y0) <= 4            # the moved detection against each (gated) track
+    x2, y2 = collect_pairs(seq, cfg, "det/det.txt", waited_returns=1.0)   # 0.84 s unseen < 1 s
+    assert np.array_equal(x2, x0) and np.array_equal(y2, y0)

@@ -37,12 +37,13 @@ def train_fold_matcher(cfg, features, others, train_det_files, cache, settings, 
 
     if model.is_file():
         return Matcher.load(model, features)
+    waited = settings.waited_returns if settings is not None else 0.0
     if cv:
-        per_seq = [collect_many([p], cfg, train_det_files, cache) for p in others]
+        per_seq = [collect_many([p], cfg, train_det_files, cache, waited_returns=waited) for p in others]
         matcher, facts = train_matcher_cv(features, [x for x, _ in per_seq], [y for _, y in per_seq],
                                           settings or TrainSettings())
     else:
-        x, y = collect_many(others[:-1], cfg, train_det_files, cache)
+        x, y = collect_many(others[:-1], cfg, train_det_files, cache, waited_returns=waited)
         xv, yv = collect_many(others[-1:], cfg, train_det_files, cache)
         matcher, facts = train_matcher(features, x, y, xv, yv, settings or TrainSettings())
     facts["train"] = [p.name for p in others]
@@ -110,6 +111,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                 features = cfg.association.params["features"]
                 seed = settings.seed if settings is not None else 0
                 params = {k: v for k, v in feature_params(cfg.association.params).items() if k != "matcher"}
+                if settings is not None and settings.waited_returns > 0:
+                    params["waited_returns"] = settings.waited_returns
                 digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
                 model = models / f"{scene}__{digest}__s{seed}.json"
                 train_fold_matcher(cfg, features, others, train_det_files, cache, settings, model, cv)
@@ -244,6 +247,8 @@ def main(argv=None) -> int:
                              "last: hold out the last training sequence")
     parser.add_argument("--learning-rate", type=float, default=None, help="the matchers' eta (default: TrainSettings')")
     parser.add_argument("--monotone", choices=["on", "off"], help="monotone constraints (default: TrainSettings')")
+    parser.add_argument("--waited-returns", type=float, default=0.0, metavar="SECONDS",
+                        help="the matchers also learn returns as if waited while hidden (train_matcher's option)")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="loso-"))
     try:
@@ -263,6 +268,7 @@ def main(argv=None) -> int:
             settings.learning_rate = args.learning_rate
         if args.monotone is not None:
             settings.monotone = args.monotone == "on"
+        settings.waited_returns = args.waited_returns
         table = loso(args.data, configs, dets, args.train_det_files, out, args.seqs,
                      Path(args.cache) if args.cache else None, Path(args.models) if args.models else None,
                      siamese, settings, args.stopping == "cv", same_scene, args.validity,

@@ -6,6 +6,13 @@ detections it took, and the teacher links only same-identity pairs. At every mat
 features of all candidate pairs (tracks x remaining detections, after the spatial gate) are
 recorded with the label "same identity". Tracks, galleries and cascades therefore look exactly as
 they do at inference.
+
+Real footage holds few people who stop while hidden, so the matcher rarely sees a return far from the
+track's prediction and near where it was last seen, where only appearance can decide. With
+``waited_returns`` (seconds) the teacher adds such returns: a person detected again after at least
+that long unseen, and at least one processed frame missed, is also recorded as if they had waited, their detection (its appearance, size and
+score) moved to the centre where the track was last seen, against every track, and labelled as the
+real one. The tracker itself goes on with the real detections.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ log = logging.getLogger(__name__)
 class _Teacher(LearnedAssociation):
     """Links by ground-truth identity and records every candidate pair's features and label."""
 
-    def __init__(self, params: LearnedParams, runtime=None, frame_rate: float = 30.0):
+    def __init__(self, params: LearnedParams, runtime=None, frame_rate: float = 30.0, waited_returns: float = 0.0,
+                 stride: int = 1):
         super().__init__(params, runtime, frame_rate)
+        self.waited_returns = waited_returns
+        self.stride = stride
         self.max_cost = 0.5
         self.rows: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
@@ -56,8 +66,27 @@ class _Teacher(LearnedAssociation):
         recorded = allowed & real
         self.rows.append(feats[recorded])
         self.labels.append(same[recorded])
+        if self.waited_returns > 0:
+            self._record_waited(ctx, trk_ids, det_ids)
         false_follow = ~real & (det_ids[None, :] < 0) & (iou_matrix_tlwh(ctx.predicted, detections.tlwh) >= 0.5)
         return np.where(same & allowed, 0.0, np.where(false_follow, 0.4, np.inf)).astype(np.float32)
+
+    def _record_waited(self, ctx: FeatureContext, trk_ids: np.ndarray, det_ids: np.ndarray) -> None:
+        """Records, for each person back after ``waited_returns`` seconds unseen, the pairs of their
+        detection moved to the centre where their track was last seen (see the module docstring)."""
+        dets = ctx.detections
+        frames = np.array([ctx.frame - t.last_detected for t in ctx.tracks])
+        hidden = (frames > self.stride) & (frames / self.fps >= self.waited_returns)  # missed a frame, long enough
+        for i in np.flatnonzero((trk_ids >= 0) & hidden):
+            for j in np.flatnonzero(det_ids == trk_ids[i])[:1]:
+                box = dets.tlwh[j].copy()
+                box[:2] = ctx.last[i, :2] + ctx.last[i, 2:] / 2 - box[2:] / 2
+                moved = dets.select([j])
+                moved = Detections(box[None], moved.scores, moved.extras)
+                sub = FeatureContext(ctx.tracks, moved, ctx.frame, ctx.fps)
+                recorded = (motion_error(sub)[:, 0] <= self.params.max_distance) & (trk_ids >= 0)
+                self.rows.append(compute(self.params.features, sub)[:, 0][recorded])
+                self.labels.append((trk_ids == trk_ids[i])[recorded])
 
     def observe(self, track, detections, index, frame):
         super().observe(track, detections, index, frame)
@@ -82,10 +111,13 @@ def _label_detections(dets: Detections, gt_tlwh: np.ndarray, gt_ids: np.ndarray)
     return out
 
 
-def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1,
+                  waited_returns: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Runs the teacher-driven tracker over one sequence, on every ``stride``-th frame.
 
     Strides above 1 show the matcher the larger motion between frames of low-frame-rate video.
+    ``waited_returns`` > 0 adds the returns of people as if they had waited while hidden (module
+    docstring).
 
     Returns:
         X: (N, F) float32 pair features in ``cfg.association.params["features"]`` order.
@@ -95,7 +127,7 @@ def collect_pairs(seq_path: Path, cfg: Config, det_file: str, stride: int = 1) -
 
     seq, gt, keep, gt_index = open_annotated(seq_path)
     params = LearnedAssociation.Params(**cfg.association.params)
-    teacher = _Teacher(params, cfg.runtime, float(seq.info.frame_rate))
+    teacher = _Teacher(params, cfg.runtime, float(seq.info.frame_rate), waited_returns, stride)
     detector = file_detector(cfg, det_file, seq)
     tracker = TrackManager(teacher_tracker(cfg.tracker), teacher)
     for frame, image in seq.frames(read_images=teacher.needs_image or detector.needs_image or tracker.needs_image):
@@ -122,6 +154,7 @@ class TrainSettings:
     balance: bool = True   # re-weight positives to the negatives (else calibrated probabilities)
     parallel_trees: int = 1  # trees per round, each on its own subsample, averaged (bagging inside boosting)
     monotone: bool = False  # impose association.features.MONOTONE on the learned function
+    waited_returns: float = 0.0  # the pairs: collect_pairs' returns as if waited while hidden (0: off)
 
 
 def _params(settings: TrainSettings, y: np.ndarray, features: list[str]) -> dict:

@@ -19,9 +19,9 @@ from mot.errors import UserError
 STRIDES = (1, 2, 4)
 
 
-def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
+def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES, waited_returns: float = 0.0):
     """Pairs of every sequence, detection file that exists and frame stride (cached as .npz when
-    ``cache`` is set)."""
+    ``cache`` is set); ``waited_returns``: ``collect_pairs``'."""
     xs, ys = [], []
     feats = cfg.association.params["features"]
     # The pairs depend on the association and tracker settings and, through the embeddings, on the
@@ -29,8 +29,10 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
     from mot.training.matcher import collect_pairs, teacher_tracker
     # (the validity settings never reach the teacher, so they are not part of the key)
     tracker = {k: v for k, v in dataclasses.asdict(teacher_tracker(cfg.tracker)).items() if not k.startswith("validity")}
-    digest = hashlib.sha1(json.dumps([feature_params(cfg.association.params), tracker,
-                                      _weights_digest(cfg)], sort_keys=True).encode()).hexdigest()[:10]
+    key_parts = [feature_params(cfg.association.params), tracker, _weights_digest(cfg)]
+    if waited_returns > 0:   # (absent when off, so that the caches of earlier pairs stay valid)
+        key_parts.append({"waited_returns": waited_returns})
+    digest = hashlib.sha1(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:10]
     for path in paths:
         seen = set()   # a detection file under two names (MOT17's det.txt is det_yolox.txt) counts once
         for det_file, stride in itertools.product(det_files, strides):
@@ -46,7 +48,7 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES):
                 x, y = data["x"], data["y"]
             else:
                 start = time.perf_counter()
-                x, y = collect_pairs(path, cfg, det_file, stride)
+                x, y = collect_pairs(path, cfg, det_file, stride, waited_returns)
                 print(f"{path.name} {det_file} stride {stride}: {len(y)} pairs, {int(y.sum())} positive "
                       f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
                 if cache is not None:
@@ -102,6 +104,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="the matcher JSON to write")
     parser.add_argument("--cache", help="folder to cache collected pairs in")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--waited-returns", type=float, default=0.0, metavar="SECONDS",
+                        help="also learn from returns after at least this long unseen as if the person had "
+                             "waited where last seen (0: off; docs/association.md)")
     parser.add_argument("--monotone", choices=["on", "off"], default="off",
                         help="constrain P(same) never to rise with a distance feature (association.features.MONOTONE)")
     args = parser.parse_args(argv)
@@ -121,17 +126,18 @@ def main(argv=None) -> int:
         cache = Path(args.cache) if args.cache else None
         start = time.perf_counter()
         features = cfg.association.params["features"]
-        settings = TrainSettings(seed=args.seed, monotone=args.monotone == "on")
+        settings = TrainSettings(seed=args.seed, monotone=args.monotone == "on", waited_returns=args.waited_returns)
         if val:
-            x, y = collect_many(train, cfg, args.det_files, cache)
+            x, y = collect_many(train, cfg, args.det_files, cache, waited_returns=settings.waited_returns)
             xv, yv = collect_many(val, cfg, args.det_files, cache)
             _check_positives(y)
             matcher, facts = train_matcher(features, x, y, xv, yv, settings)
         else:   # every training sequence held out in turn to choose the rounds, then all of them fitted
-            per_seq = [collect_many([p], cfg, args.det_files, cache) for p in train]
+            per_seq = [collect_many([p], cfg, args.det_files, cache, waited_returns=settings.waited_returns) for p in train]
             _check_positives(np.concatenate([y for _, y in per_seq]))
             matcher, facts = train_matcher_cv(features, [x for x, _ in per_seq], [y for _, y in per_seq], settings)
         facts.update(train=[p.name for p in train], val=[p.name for p in val], det_files=args.det_files,
+                     waited_returns=settings.waited_returns,
                      seconds=round(time.perf_counter() - start, 1))
         matcher.save(args.out, {"training": facts})
     except UserError as exc:
