@@ -167,3 +167,26 @@ def test_waited_returns_add_the_hidden_person_back_where_last_seen(tmp_path):
     assert 1 <= len(y1) - len(y0) <= 4            # the moved detection against each (gated) track
     x2, y2 = collect_pairs(seq, cfg, "det/det.txt", waited_returns=1.0)   # 0.84 s unseen < 1 s
     assert np.array_equal(x2, x0) and np.array_equal(y2, y0)
+
+
+def test_tracker_study_keeps_matchers_of_waited_returns_apart(tmp_path):
+    """``loso.py --waited-returns``: the folds' matchers trained with the added returns are kept
+    under their own names (never reused for a study without them, nor the reverse) and say so."""
+    from mot.studies.loso import loso
+    from mot.synthetic import SyntheticSpec, generate_sequence
+
+    root = tmp_path / "three"
+    for name, seed in (("SYN-A", 11), ("SYN-B", 12), ("SYN-C", 13)):
+        generate_sequence(root, SyntheticSpec(name=name, num_frames=25, num_people=5, seed=seed))
+    context = Path(__file__).resolve().parents[1] / "configs" / "context.yaml"
+    configs = {"context": (context, ["tracker.confidence=rank"])}
+    models = tmp_path / "models"
+    for waited in (0.0, 0.3):
+        loso(root, configs, {"det": "det/det.txt"}, ["det/det.txt"], tmp_path / f"out{waited}", seqs=["SYN-A"],
+             models=models, settings=TrainSettings(rounds=20, waited_returns=waited))
+    found = sorted(models.glob("SYN-A__*.json"))
+    assert len(found) == 2
+    features = load_config(context).association.params["features"]
+    waited = sorted(json.loads(Matcher.load(m, features).booster.attr("siamese_mot_meta"))["training"]["waited_returns"]
+                    for m in found)
+    assert waited == [0.0, 0.3]

@@ -46,7 +46,7 @@ def train_fold_matcher(cfg, features, others, train_det_files, cache, settings, 
         x, y = collect_many(others[:-1], cfg, train_det_files, cache, waited_returns=waited)
         xv, yv = collect_many(others[-1:], cfg, train_det_files, cache)
         matcher, facts = train_matcher(features, x, y, xv, yv, settings or TrainSettings())
-    facts["train"] = [p.name for p in others]
+    facts.update(train=[p.name for p in others], waited_returns=waited)
     matcher.save(model, {"training": facts})
     return matcher
 
