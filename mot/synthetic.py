@@ -34,6 +34,11 @@ class SyntheticSpec:
     # Frames (first, last) in which person 1 is hidden; it stands still meanwhile (as someone waiting
     # behind an obstacle), so a motion model alone expects it elsewhere when it reappears.
     occluded_gap: tuple[int, int] | None = None
+    # With occluded_gap: person 1 is hidden by someone rather than by nothing drawn. An extra person
+    # (the last id) comes towards them, stands just in front of them through the gap, then walks on
+    # the way it came, so that when person 1 comes back the one who hid them is where they were
+    # last seen.
+    occluder: bool = False
     # Person heights, as fractions of the frame height (smaller people for dense scenes).
     height_range: tuple[float, float] = (0.25, 0.45)
     # People stand on one ground plane seen from one camera height, as in real footage: a person's
@@ -63,6 +68,7 @@ class _Person:
     enter: int
     leave: int
     size: float = 1.0    # perspective: body size, times the height the ground plane gives its feet
+    pause: tuple[int, int] | None = None   # frames (first, last) in which it stands still
 
 
 def _stand(person: _Person, feet: float, spec: SyntheticSpec) -> None:
@@ -73,6 +79,41 @@ def _stand(person: _Person, feet: float, spec: SyntheticSpec) -> None:
     feet = float(np.clip(feet, f0 * spec.height, f1 * spec.height))
     person.height = person.size * spec.height * (r0 + (r1 - r0) * (feet / spec.height - f0) / (f1 - f0))
     person.y = feet - person.height
+
+
+def _step(p: _Person, spec: SyntheticSpec) -> None:
+    """One frame of walking."""
+    p.x += p.vx
+    if spec.stay and not 0 <= p.x <= spec.width:
+        p.vx, p.x = -p.vx, float(np.clip(p.x, 0, spec.width))
+    if spec.perspective:
+        _stand(p, p.y + p.height + p.vy, spec)
+    else:
+        p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
+
+
+def _occluder(first: _Person, spec: SyntheticSpec) -> _Person:
+    """The person who walks up to stand in front of ``first`` through ``spec.occluded_gap`` (own
+    random stream, so the other people are those of the scene without it)."""
+    start, end = spec.occluded_gap
+    ghost = _Person(**{k: getattr(first, k) for k in first.__dataclass_fields__})
+    for f in range(1, start):               # where person 1 stands when the gap begins
+        if ghost.enter < f <= ghost.leave:
+            _step(ghost, spec)
+    rng = np.random.default_rng(spec.seed + 7919)
+    speed = 2.0 * spec.width / 640
+    enter = max(start - 31, 0)
+    vx = -speed if ghost.vx >= 0 else speed   # towards person 1, from where they are heading
+    occ = _Person(pid=spec.num_people + 1, x=ghost.x - vx * (start - 1 - enter), y=0.0, vx=vx, vy=0.0,
+                  height=ghost.height * 1.1, colours=rng.integers(30, 255, (3, 3)).astype(np.uint8),
+                  stripes=int(rng.integers(0, 4)), enter=enter, leave=spec.num_frames, size=ghost.size * 1.05,
+                  pause=(start, end))
+    feet = ghost.y + ghost.height + 0.04 * spec.height   # nearer the camera: drawn in front
+    if spec.perspective:
+        _stand(occ, feet, spec)
+    else:
+        occ.y = feet - occ.height
+    return occ
 
 
 def _background(rng, w, h) -> np.ndarray:
@@ -138,6 +179,10 @@ def generate_sequence(root: str | Path, spec: SyntheticSpec) -> Path:
     (folder / "img1").mkdir(parents=True, exist_ok=True)
     bg = _background(rng, spec.width, spec.height)
     people = _people(rng, spec)
+    if spec.occluded_gap:
+        people[0].pause = spec.occluded_gap
+        if spec.occluder:
+            people.append(_occluder(people[0], spec))
     gt_lines, det_lines = [], []
     for f in range(1, spec.num_frames + 1):
         canvas = bg.copy()
@@ -145,15 +190,11 @@ def generate_sequence(root: str | Path, spec: SyntheticSpec) -> Path:
         for p in people:
             if not p.enter < f <= p.leave:
                 continue
-            if spec.occluded_gap and p.pid == 1 and spec.occluded_gap[0] <= f <= spec.occluded_gap[1]:
-                continue
-            p.x += p.vx
-            if spec.stay and not 0 <= p.x <= spec.width:
-                p.vx, p.x = -p.vx, float(np.clip(p.x, 0, spec.width))
-            if spec.perspective:
-                _stand(p, p.y + p.height + p.vy, spec)
-            else:
-                p.y = float(np.clip(p.y + p.vy, 0, spec.height - p.height))
+            paused = p.pause is not None and p.pause[0] <= f <= p.pause[1]
+            if paused and p.pid == 1 and not spec.occluder:
+                continue   # hidden by nothing drawn
+            if not paused:
+                _step(p, spec)
             w = p.height * 0.4
             tlwh = (p.x - w / 2, p.y, w, p.height)
             if tlwh[0] + w < 0 or tlwh[0] > spec.width:

@@ -43,3 +43,26 @@ def test_probe_counts_scenes_and_refuses_bad_seeds(tmp_path, capsys):
     assert main(["--seeds", "5", "--set", f"association.params.matcher={tmp_path / 'none.json'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.json" in err
+
+
+def test_occluder_scene_hides_person_one_behind_someone(tmp_path):
+    """``--occluder``: the same scene, plus one person (the last id) standing in front of person 1
+    through the gap; person 1 stays annotated (hardly visible) and waits; the others are unchanged."""
+    import numpy as np
+
+    from mot.geometry import iou_matrix_tlwh
+    from mot.io import read_ground_truth
+    from mot.studies.recovery import GAP
+
+    plain = read_ground_truth(occluded_scene(tmp_path, seed=5) / "gt" / "gt.txt")
+    hid = read_ground_truth(occluded_scene(tmp_path, seed=5, occluder=True) / "gt" / "gt.txt")
+    assert set(np.unique(hid.ids)) == set(np.unique(plain.ids)) | {5}
+    for pid in (2, 3, 4):
+        a, b = plain.ids == pid, hid.ids == pid
+        assert np.array_equal(plain.frames[a], hid.frames[b]) and np.allclose(plain.tlwh[a], hid.tlwh[b])
+    inside = (hid.frames >= GAP[0]) & (hid.frames <= GAP[1])
+    person, occluder = hid.tlwh[inside & (hid.ids == 1)], hid.tlwh[inside & (hid.ids == 5)]
+    assert len(person) == len(occluder) == GAP[1] - GAP[0] + 1
+    assert np.allclose(person, person[0])                               # waits
+    assert np.all(np.diag(iou_matrix_tlwh(person, occluder)) > 0.5)     # behind the occluder
+    assert np.all(hid.visibility[inside & (hid.ids == 1)] < 0.25)       # no detection while hidden

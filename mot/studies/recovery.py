@@ -11,6 +11,11 @@ so a matcher or an embedding can be compared on the behaviour rather than on one
 
 A scene counts only when the person was tracked under one identity before the gap (otherwise the
 question is not asked); the others are listed and left out of the count.
+
+In the generated scene nobody is drawn in front of the hidden person. Real occlusions have an
+occluder, who stands about where the hidden person was last seen when they come back. ``--occluder``
+draws one (``SyntheticSpec.occluder``): another person walks up to stand just in front of person 1
+through the gap, then walks on.
 """
 
 from __future__ import annotations
@@ -31,33 +36,36 @@ GAP = (41, 60)
 PERSON = 1
 
 
-def occluded_scene(root: str | Path, seed: int) -> Path:
+def occluded_scene(root: str | Path, seed: int, occluder: bool = False) -> Path:
     """Writes the scene of generator ``seed`` (100 frames, 4 people, no misses or false alarms,
-    person 1 hidden during ``GAP``) under ``root`` and returns its folder."""
-    return generate_sequence(root, SyntheticSpec(name=f"SYN-OCC-{seed}", num_frames=100, num_people=4, seed=seed,
-                                                 miss_rate=0.0, false_alarms=0.0, occluded_gap=GAP))
+    person 1 hidden during ``GAP``, by another person with ``occluder``) under ``root`` and returns
+    its folder."""
+    name = f"SYN-OCC{'P' if occluder else ''}-{seed}"
+    return generate_sequence(root, SyntheticSpec(name=name, num_frames=100, num_people=4, seed=seed, miss_rate=0.0,
+                                                 false_alarms=0.0, occluded_gap=GAP, occluder=occluder))
 
 
-def track_ids_of_person(seq: Path, result_file: Path, person: int = PERSON, gap_start: int = GAP[0]) -> tuple[set, set]:
-    """The tracker ids that covered ``person`` (IoU >= 0.5, Hungarian per frame) before and after the gap."""
+def track_ids_of_person(seq: Path, result_file: Path, person: int = PERSON, gap: tuple[int, int] = GAP) -> tuple[set, set]:
+    """The tracker ids that covered ``person`` (IoU >= 0.5, Hungarian per frame) before and after the
+    gap (frames inside it, where an occluder may leave part of the person in view, do not count)."""
     gt = read_ground_truth(seq / "gt" / "gt.txt")
     res = read_results(result_file)
     before, after = set(), set()
     for frame in np.unique(gt.frames):
         g = gt.frames == frame
         r = res.frames == frame
-        if not r.any():
+        if not r.any() or gap[0] <= frame <= gap[1]:
             continue
         iou = iou_matrix_tlwh(gt.tlwh[g], res.tlwh[r])
         rows, cols = linear_sum_assignment(-iou)
         for i, j in zip(rows, cols):
             if gt.ids[g][i] == person and iou[i, j] >= 0.5:
-                (before if frame < gap_start else after).add(int(res.ids[r][j]))
+                (before if frame < gap[0] else after).add(int(res.ids[r][j]))
     return before, after
 
 
-def probe(cfg, seeds, workdir: str | Path) -> list[dict]:
-    """Runs ``cfg`` on the scene of each seed; per seed: the ids before and after the gap, whether the
+def probe(cfg, seeds, workdir: str | Path, occluder: bool = False) -> list[dict]:
+    """Runs ``cfg`` on the scene of each seed (``occluder``: ``occluded_scene``'s); per seed: the ids before and after the gap, whether the
     scene counts (one id before) and whether the identity was kept (that id alone after).
 
     Raises:
@@ -68,7 +76,7 @@ def probe(cfg, seeds, workdir: str | Path) -> list[dict]:
 
     rows = []
     for seed in seeds:
-        seq = occluded_scene(Path(workdir) / "data", seed)
+        seq = occluded_scene(Path(workdir) / "data", seed, occluder)
         out = Path(workdir) / "out" / seq.name
         report = run(seq, cfg, out)
         if report.failed:   # the config's fault (a generated scene is well formed): stop, in one line
@@ -105,6 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seeds", default="0-13", help="generator seeds: 0-13, or 0,3,5 (default 0-13)")
     parser.add_argument("--out", help="write the per-seed rows here as JSON")
+    parser.add_argument("--occluder", action="store_true", help="another person hides person 1 (see above)")
     args = parser.parse_args(argv)
     try:
         seeds = _seeds(args.seeds)
@@ -119,7 +128,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         with tempfile.TemporaryDirectory() as work:
-            rows = probe(cfg, seeds, work)
+            rows = probe(cfg, seeds, work, args.occluder)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
