@@ -5,6 +5,7 @@ constant-velocity prediction has moved on when they reappear: IoU + Hungarian st
 the shipped learned association (Siamese appearance + context through XGBoost) should not.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,10 @@ def test_probe_counts_scenes_and_refuses_bad_seeds(tmp_path, capsys):
     assert main(["--config", str(CONFIGS / "iou_only.yaml"), "--seeds", "5,6", "--out", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "kept one identity in 0 of 2 scenes" in out and (tmp_path / "r.json").is_file()
+    assert main(["--config", str(CONFIGS / "iou_only.yaml"), "--seeds", "6", "--occluder", "--out",
+                 str(tmp_path / "o.json")]) == 0
+    capsys.readouterr()
+    assert [r["scene"] for r in json.loads((tmp_path / "o.json").read_text())] == ["SYN-OCCP-6"]
     for bad in (["--seeds", "a-b"], ["--seeds", "5-3"], ["--seeds", "5", "--out", str(tmp_path / "no" / "r.json")]):
         assert main(bad) == 2
         assert capsys.readouterr().err.count("\n") == 1

@@ -83,7 +83,7 @@ def probe(cfg, seeds, workdir: str | Path, occluder: bool = False) -> list[dict]
             raise UserError(report.failed[0].error)
         before, after = track_ids_of_person(seq, out / f"{seq.name}.txt")
         counts = len(before) == 1
-        rows.append({"seed": seed, "before": sorted(before), "after": sorted(after), "counts": counts,
+        rows.append({"seed": seed, "scene": seq.name, "before": sorted(before), "after": sorted(after), "counts": counts,
                      "kept": counts and after == before})
     return rows
 
