@@ -7,12 +7,14 @@ features of all candidate pairs (tracks x remaining detections, after the spatia
 recorded with the label "same identity". Tracks, galleries and cascades therefore look exactly as
 they do at inference.
 
-Real footage holds few people who stop while hidden, so the matcher rarely sees a return far from the
-track's prediction and near where it was last seen, where only appearance can decide. With
-``waited_returns`` (seconds) the teacher adds such returns: a person detected again after at least
-that long unseen, and at least one processed frame missed, is also recorded as if they had waited, their detection (its appearance, size and
-score) moved to the centre where the track was last seen, against every track, and labelled as the
-real one. The tracker itself goes on with the real detections.
+Real footage holds few people who stop while hidden, so the matcher rarely sees a return far from
+the track's prediction and near where it was last seen. With ``waited_returns`` (seconds) the
+teacher adds such returns: a person detected again after at least that long unseen (and at least
+one processed frame missed) is also recorded as if they had waited, their detection (appearance,
+size and score) moved to the centre where the track was last seen, against every track, labelled
+as the real one; the tracker itself goes on with the real detections. Measured: it costs held-out
+IDF1 (docs/appearance.md, "Returns as if the person had waited"), so the shipped matchers are
+trained without it.
 """
 
 from __future__ import annotations
@@ -78,15 +80,16 @@ class _Teacher(LearnedAssociation):
         frames = np.array([ctx.frame - t.last_detected for t in ctx.tracks])
         hidden = (frames > self.stride) & (frames / self.fps >= self.waited_returns)  # missed a frame, long enough
         for i in np.flatnonzero((trk_ids >= 0) & hidden):
-            for j in np.flatnonzero(det_ids == trk_ids[i])[:1]:
-                box = dets.tlwh[j].copy()
-                box[:2] = ctx.last[i, :2] + ctx.last[i, 2:] / 2 - box[2:] / 2
-                moved = dets.select([j])
-                moved = Detections(box[None], moved.scores, moved.extras)
-                sub = FeatureContext(ctx.tracks, moved, ctx.frame, ctx.fps)
-                recorded = (motion_error(sub)[:, 0] <= self.params.max_distance) & (trk_ids >= 0)
-                self.rows.append(compute(self.params.features, sub)[:, 0][recorded])
-                self.labels.append((trk_ids == trk_ids[i])[recorded])
+            found = np.flatnonzero(det_ids == trk_ids[i])
+            if not found.size:
+                continue
+            one = dets.select(found[:1])
+            box = one.tlwh.copy()
+            box[0, :2] = ctx.last[i, :2] + ctx.last[i, 2:] / 2 - box[0, 2:] / 2
+            sub = FeatureContext(ctx.tracks, Detections(box, one.scores, one.extras), ctx.frame, ctx.fps)
+            recorded = (motion_error(sub)[:, 0] <= self.params.max_distance) & (trk_ids >= 0)
+            self.rows.append(compute(self.params.features, sub)[:, 0][recorded])
+            self.labels.append((trk_ids == trk_ids[i])[recorded])
 
     def observe(self, track, detections, index, frame):
         super().observe(track, detections, index, frame)
