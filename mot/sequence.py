@@ -167,18 +167,22 @@ def _looks_like_sequence(path: Path) -> bool:
     return any((path / p).exists() for p in ("seqinfo.ini", "img1", "gt", "det"))
 
 
-def discover(data: str | Path, names: list[str] | None = None) -> list[Path]:
-    """Finds the sequences under a data root, without opening them.
+def discover(data: str | Path | list, names: list[str] | None = None) -> list[Path]:
+    """Finds the sequences under a data root, or several, without opening them.
 
     ``data`` may be a video file, one sequence folder, a folder of sequences (and videos), or a MOT17
-    download with ``train/`` and ``test/``. ``names`` filters by exact name or shell pattern.
+    download with ``train/`` and ``test/``; or a list of those, whose sequences are pooled.
+    ``names`` filters by exact name or shell pattern (over the pool).
 
     Returns:
-        Sorted sequence paths (folders or video files).
+        Sequence paths (folders or video files), sorted within each root.
 
     Raises:
-        UserError: the root does not exist, holds no sequence, or no sequence matches ``names``.
+        UserError: a root does not exist or holds no sequence, or no sequence matches ``names``.
     """
+    if isinstance(data, (list, tuple)):
+        found = list(dict.fromkeys(p for root in data for p in discover(root)))   # in the roots' order
+        return _matching(found, names, ", ".join(str(root) for root in data))
     root = Path(data)
     if not root.exists():
         raise UserError(f"{root}: data path not found")
@@ -195,14 +199,19 @@ def discover(data: str | Path, names: list[str] | None = None) -> list[Path]:
                         (p.is_file() and p.suffix.lower() in VIDEO_EXTS)})
     if not found:
         raise UserError(f"{root}: no sequences found (expected folders with seqinfo.ini, or videos)")
-    if names:
-        stem = {p: (p.stem if p.is_file() else p.name) for p in found}
-        chosen = [p for p in found if any(n == stem[p] or fnmatch.fnmatch(stem[p], n) for n in names)]
-        if not chosen:
-            raise UserError(f"{root}: no sequence matches --seqs {' '.join(names)} "
-                            f"(found: {', '.join(sorted(stem.values()))})")
-        found = chosen
-    return found
+    return _matching(found, names, root)
+
+
+def _matching(found: list[Path], names: list[str] | None, where) -> list[Path]:
+    """The sequences of ``found`` named (exactly or by shell pattern) in ``names``; all without it."""
+    if not names:
+        return found
+    stem = {p: (p.stem if p.is_file() else p.name) for p in found}
+    chosen = [p for p in found if any(n == stem[p] or fnmatch.fnmatch(stem[p], n) for n in names)]
+    if not chosen:
+        raise UserError(f"{where}: no sequence matches --seqs {' '.join(names)} "
+                        f"(found: {', '.join(sorted(stem.values()))})")
+    return chosen
 
 
 def open_sequence(path: Path) -> Sequence:

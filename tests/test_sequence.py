@@ -23,6 +23,14 @@ def test_discover_forms(synthetic_root, tmp_path):
         discover(synthetic_root, ["NOPE"])
     with pytest.raises(UserError, match="data path not found"):
         discover(tmp_path / "missing")
+    # several roots: pooled in the roots' order, --seqs over the pool (a root without a match is fine)
+    both = [mot17, synthetic_root / "SYN-B"]
+    assert discover(both) == [mot17 / "test" / "SYN-B", mot17 / "train" / "SYN-A", synthetic_root / "SYN-B"]
+    assert discover(both, ["SYN-A"]) == [mot17 / "train" / "SYN-A"]
+    with pytest.raises(UserError, match="no sequence matches --seqs NOPE"):
+        discover(both, ["NOPE"])
+    with pytest.raises(UserError, match="data path not found"):
+        discover([synthetic_root, tmp_path / "missing"])
 
 
 def test_frames_stream_in_order(synthetic_root):

@@ -92,7 +92,8 @@ def _weights_digest(cfg) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="train_matcher", description=__doc__)
-    parser.add_argument("--data", required=True, help="annotated sequences (MOTChallenge layout)")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="annotated sequences (MOTChallenge layout): one data root or several")
     parser.add_argument("--seqs", nargs="+", help="training sequences (names or patterns; default: all)")
     parser.add_argument("--val-seqs", nargs="+", default=[],
                         help="whole sequences held out for early stopping (default: none; the rounds are "
