@@ -8,6 +8,7 @@ false alarms and box jitter, scores in [0, 1].
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def _occluder(first: _Person, spec: SyntheticSpec) -> _Person:
     """The person who walks up to stand in front of ``first`` through ``spec.occluded_gap`` (own
     random stream, so the other people are those of the scene without it)."""
     start, end = spec.occluded_gap
-    ghost = _Person(**{k: getattr(first, k) for k in first.__dataclass_fields__})
+    ghost = dataclasses.replace(first)
     for f in range(1, start):               # where person 1 stands when the gap begins
         if ghost.enter < f <= ghost.leave:
             _step(ghost, spec)

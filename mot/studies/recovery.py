@@ -14,8 +14,8 @@ question is not asked); the others are listed and left out of the count.
 
 In the generated scene nobody is drawn in front of the hidden person. Real occlusions have an
 occluder, who stands about where the hidden person was last seen when they come back. ``--occluder``
-draws one (``SyntheticSpec.occluder``): another person walks up to stand just in front of person 1
-through the gap, then walks on.
+draws one (``SyntheticSpec.occluder``): another person comes towards person 1, stands just in front
+of them through the gap, then walks back the way it came.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def track_ids_of_person(seq: Path, result_file: Path, person: int = PERSON, gap:
 
 
 def probe(cfg, seeds, workdir: str | Path, occluder: bool = False) -> list[dict]:
-    """Runs ``cfg`` on the scene of each seed (``occluder``: ``occluded_scene``'s); per seed: the ids before and after the gap, whether the
-    scene counts (one id before) and whether the identity was kept (that id alone after).
+    """Runs ``cfg`` on the scene of each seed (with ``occluder``, hidden by someone); per seed: the
+    ids before and after the gap, whether the scene counts (one id before) and whether the identity
+    was kept (that id alone after).
 
     Raises:
         UserError: the tracker failed on a scene (its one-line error, e.g. a matcher file not found).
