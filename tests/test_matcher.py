@@ -107,6 +107,8 @@ def test_train_matcher_command_on_generated_sequences(synthetic_root, tmp_path):
     assert meta["training"]["folds"] == 2 and meta["training"]["train"] == ["SYN-A", "SYN-B"]
     assert main(["--data", str(synthetic_root), "--seqs", "SYN-A", "--config", str(cfg),
                  "--det-files", "det/det.txt", "--out", str(tmp_path / "n.json")]) == 2   # one sequence: no folds
+    assert main(["--data", str(synthetic_root), "--config", str(cfg), "--waited-returns", "-1",
+                 "--out", str(tmp_path / "w.json")]) == 2 and not (tmp_path / "w.json").exists()
     # --monotone on: P(same) never rises with a distance feature (here motion_error, others fixed)
     assert main(["--data", str(synthetic_root), "--config", str(cfg), "--det-files", "det/det.txt",
                  "--out", str(tmp_path / "mono.json"), "--monotone", "on"]) == 0

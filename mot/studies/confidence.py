@@ -106,7 +106,7 @@ def main(argv=None) -> int:
 
         if any(not 1 <= k <= len(ConfidenceModel.FEATURES) for k in args.inputs):
             raise UserError(f"--inputs: each k must be in 1..{len(ConfidenceModel.FEATURES)}")
-        paths = [p for root in args.data for p in discover(root)]
+        paths = discover(list(args.data))
         same = labelled_items(args.same_scene, "--same-scene")
         result = held_out(paths, args.det_files, same, args.inputs, args.seed)
     except UserError as err:

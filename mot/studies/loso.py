@@ -91,8 +91,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
     from mot.training.matcher_cli import feature_params
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
-    all_paths = [p for r in roots for p in discover(r)]
-    chosen = [p for r in roots for p in discover(r, seqs)] if seqs else all_paths
+    all_paths = discover(roots)
+    chosen = discover(roots, seqs) if seqs else all_paths
     same_scene = same_scene or {}
     models = models or out / "models"
     table: dict = {label: {} for label in dets}
@@ -268,6 +268,8 @@ def main(argv=None) -> int:
             settings.learning_rate = args.learning_rate
         if args.monotone is not None:
             settings.monotone = args.monotone == "on"
+        if not args.waited_returns >= 0:
+            raise UserError(f"--waited-returns {args.waited_returns}: must be 0 (off) or a number of seconds")
         settings.waited_returns = args.waited_returns
         table = loso(args.data, configs, dets, args.train_det_files, out, args.seqs,
                      Path(args.cache) if args.cache else None, Path(args.models) if args.models else None,

@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for r in rows:
-        verdict = "kept" if r["kept"] else ("lost" if r["counts"] else "not counted (split before the gap)")
+        verdict = ("kept" if r["kept"] else "lost" if r["counts"] else
+                   "not counted (split before the gap)" if r["before"] else "not counted (not tracked before the gap)")
         print(f"seed {r['seed']:3d}: ids before {r['before']} after {r['after']}: {verdict}")
     counted = [r for r in rows if r["counts"]]
     print(f"kept one identity in {sum(r['kept'] for r in counted)} of {len(counted)} scenes "

@@ -120,7 +120,7 @@ def fit_and_write(fit, data, det_files, out) -> int:
     from mot.sequence import discover
 
     try:
-        paths = [p for root in data for p in discover(root)]
+        paths = discover(list(data))
         start = time.perf_counter()
         model, facts = fit(paths)
         facts.update(train=[p.name for p in paths], det_files=list(det_files),

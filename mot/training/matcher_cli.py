@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     from mot.sequence import discover
 
     try:
+        if not args.waited_returns >= 0:
+            raise UserError(f"--waited-returns {args.waited_returns}: must be 0 (off) or a number of seconds")
         cfg = load_config(args.config, args.overrides)
         if cfg.association.type != "learned":
             raise UserError("config: association.type must be 'learned' to train a matcher")
