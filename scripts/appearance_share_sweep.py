@@ -18,6 +18,12 @@ with the --shares grid (one share, and one per gap) and scores the left-out scen
 each scene is scored with the recipe that does best on the other scenes' left-out scores (mean AUC
 plus rank-1 over the gaps), so the scene reported never takes part in choosing:
     python scripts/appearance_share_sweep.py --recipes shipped=runs/emb near=runs/emb_near
+
+--seeds LABEL=DIR [...] compares one recipe trained with several seeds (each DIR what
+``appearance_loso.py --set seed=N --keep-embeddings`` saved) with the baselines: every seed's
+cells, their mean, the cells each wins, and rank-1 compared query by query (exact McNemar test)
+wherever a seed does not score above a baseline:
+    python scripts/appearance_share_sweep.py --seeds 0=runs/emb 1=runs/emb_seed1 2=runs/emb_seed2
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     from mot.errors import UserError
     from mot.io import atomic_write_text
     from mot.cli import labelled_items
-    from mot.studies.appearance_loso import SCENES, recipe_study, share_study, share_study_text
+    from mot.studies.appearance_loso import (SCENES, recipe_study, seed_study, seed_study_text, share_study,
+                                             share_study_text)
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--embeddings", help="folder written by appearance_loso.py --keep-embeddings")
     ap.add_argument("--recipes", nargs="+", metavar="LABEL=DIR",
                     help="compare recipes: each one's --keep-embeddings folder (chosen on the other folds)")
+    ap.add_argument("--seeds", nargs="+", metavar="LABEL=DIR",
+                    help="one recipe, several seeds: each seed's --keep-embeddings folder")
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--shares", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--choose", choices=["validation", "other-folds"], help="choose the share (default: a sweep)")
@@ -46,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the results as JSON")
     args = ap.parse_args(argv)
     mode = args.choose or "sweep"
-    if bool(args.embeddings) == bool(args.recipes):
-        ap.error("give either --embeddings or --recipes")
-    if args.recipes and args.choose:
-        ap.error("--recipes always chooses on the other folds; --choose is for --embeddings")
+    if sum(map(bool, (args.embeddings, args.recipes, args.seeds))) != 1:
+        ap.error("give one of --embeddings, --recipes or --seeds")
+    if (args.recipes or args.seeds) and args.choose:
+        ap.error("--choose is for --embeddings")
     try:
-        if args.recipes:
+        if args.seeds:
+            result = seed_study(labelled_items(args.seeds, "--seeds"), args.scenes)
+            mode = "seeds"
+        elif args.recipes:
             folders = labelled_items(args.recipes, "--recipes")
             result = recipe_study(folders, args.scenes)
             mode = "recipes"
@@ -60,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(share_study_text(result, mode))
+    print(seed_study_text(result) if mode == "seeds" else share_study_text(result, mode))
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=1, default=str))
     return 0

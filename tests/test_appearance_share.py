@@ -169,8 +169,9 @@ def test_choose_share_leaves_out_gaps_without_pairs():
     assert choose_share(by_share, (10,)) == 0.5
 
 
-def _saved_scene(folder, name, colour_noise, cnn_noise, seed):
-    """A scene of 6 people over 40 frames whose colour and CNN parts are as informative as told."""
+def _saved_scene(folder, name, colour_noise, cnn_noise, seed, baseline_noise=None):
+    """A scene of 6 people over 40 frames whose colour and CNN parts are as informative as told
+    (and, with ``baseline_noise``, the two baselines' embeddings, each that noisy)."""
     rng = np.random.default_rng(seed)
     frames = np.repeat(np.arange(1, 41), 6)
     ids = np.tile(np.arange(6), 40)
@@ -180,8 +181,13 @@ def _saved_scene(folder, name, colour_noise, cnn_noise, seed):
     for dim, noise in ((32, colour_noise), (8, cnn_noise)):
         e = rng.standard_normal((6, dim))[ids] + noise * rng.standard_normal((len(ids), dim))
         parts.append(np.sqrt(0.5) * e / np.linalg.norm(e, axis=1, keepdims=True))
+    baselines = {}
+    for key in ("hist", "imagenet") if baseline_noise is not None else ():
+        e = np.random.default_rng(99).standard_normal((6, 16))[ids]
+        e = e + baseline_noise * np.random.default_rng(100).standard_normal(e.shape)
+        baselines[f"emb_{key}"] = (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
     np.savez(folder / f"{name}_{name}.npz", frames=frames, ids=ids, tlwh=tlwh,
-             emb_recipe=np.hstack(parts).astype(np.float32))
+             emb_recipe=np.hstack(parts).astype(np.float32), **baselines)
 
 
 def test_choose_on_other_folds_never_uses_the_reported_scene(tmp_path, monkeypatch):
@@ -236,3 +242,86 @@ def test_choose_recipe_on_other_folds_never_uses_the_reported_scene(tmp_path, mo
         loso.recipe_study({"r1": tmp_path / "r1"}, ["A", "B"])
     with pytest.raises(UserError, match="no folder"):
         loso.recipe_study({"r1": tmp_path / "r1", "r3": tmp_path / "r3"}, ["A", "B"])
+
+
+def test_rank1_query_by_query_and_the_paired_test():
+    from mot.studies.appearance import mcnemar_p, paired_rank1, rank1, rank1_hits
+
+    # two frames of three people; in frame 2 person 1 looks like person 2 to embedding a only
+    frames = np.array([1, 1, 1, 2, 2, 2])
+    ids = np.array([0, 1, 2, 0, 1, 2])
+    good = np.eye(3, dtype=np.float32)[ids]
+    bad = good.copy()
+    bad[4] = [0, 0.6, 0.8]
+    rows, hits = rank1_hits(frames, ids, bad, gap=1)
+    assert rows.tolist() == [3, 4, 5] and hits.tolist() == [True, False, True]
+    assert rank1(frames, ids, bad, 1) == (2, 3)
+    boxes = {"frames": frames, "ids": ids}
+    assert paired_rank1(boxes, good, bad, 1) == (1, 0)
+    assert paired_rank1(boxes, bad, good, 1) == (0, 1)
+    assert paired_rank1(boxes, good, good, 1) == (0, 0)
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(8, 9) == 1.0
+    assert mcnemar_p(10, 0) == pytest.approx(2 * 0.5 ** 10)
+    assert mcnemar_p(3, 12) == pytest.approx(mcnemar_p(12, 3)) and mcnemar_p(3, 12) < 0.05
+
+
+def test_seed_study_scores_every_seed_their_mean_and_the_paired_rank1(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+    from mot.studies.appearance import paired_rank1
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"], "B": ["B"]})
+    for label, noise in (("s0", 0.3), ("s1", 3.0)):
+        (tmp_path / label).mkdir()
+        for seed, scene in enumerate("AB"):
+            _saved_scene(tmp_path / label, scene, noise, noise, seed=seed, baseline_noise=1.0)
+    folders = {"s0": tmp_path / "s0", "s1": tmp_path / "s1"}
+    out = loso.seed_study(folders, ["A", "B"], gaps=(1, 10))
+    a = out["A"]
+    assert list(a["scores"]) == ["s0", "s1", "mean of seeds", "LUV colour histogram", "ImageNet MobileNetV2 (raw)"]
+    for g in (1, 10):
+        for m in ("auc", "auc_hard", "rank1"):
+            assert a["scores"]["mean of seeds"][g][m] == pytest.approx(
+                (a["scores"]["s0"][g][m] + a["scores"]["s1"][g][m]) / 2)
+    # the clean seed beats the baselines in every cell, the noisy one in fewer
+    assert a["wins"]["s0"] == 6 and a["wins"]["s1"] < 6
+    with np.load(tmp_path / "s1" / "A_A.npz") as z:
+        boxes = {"frames": z["frames"], "ids": z["ids"]}
+        direct = paired_rank1(boxes, z["emb_recipe"], z["emb_hist"], 1)
+    c = a["paired"]["s1"]["hist"][1]
+    assert (c["seed_only"], c["baseline_only"]) == direct and 0 <= c["p"] <= 1
+    # pooled: the two scenes' query counts added
+    pooled = out["pooled"]["paired"]["s1"]["hist"][1]
+    b = out["B"]["paired"]["s1"]["hist"][1]
+    assert pooled["seed_only"] == c["seed_only"] + b["seed_only"]
+    assert "cells won of 6" in loso.seed_study_text(out, gaps=(1, 10))
+
+
+def test_seed_study_refuses_what_it_cannot_compare(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"]})
+    for label, seed in (("s0", 0), ("s1", 1)):
+        (tmp_path / label).mkdir()
+        _saved_scene(tmp_path / label, "A", 0.3, 0.3, seed=seed, baseline_noise=1.0)
+    with pytest.raises(UserError, match="at least two"):
+        loso.seed_study({"s0": tmp_path / "s0"}, ["A"])
+    with pytest.raises(UserError, match="no folder"):
+        loso.seed_study({"s0": tmp_path / "s0", "s2": tmp_path / "s2"}, ["A"])
+    with np.load(tmp_path / "s1" / "A_A.npz") as z:   # another benchmark: the boxes differ
+        saved = dict(z)
+    saved["ids"] = saved["ids"][::-1].copy()
+    np.savez(tmp_path / "s1" / "A_A.npz", **saved)
+    with pytest.raises(UserError, match="other boxes") as info:
+        loso.seed_study({"s0": tmp_path / "s0", "s1": tmp_path / "s1"}, ["A"])
+    assert "\n" not in str(info.value)
+
+
+def test_seed_script_gives_a_one_line_error_and_writes_nothing(tmp_path):
+    (tmp_path / "s0").mkdir()
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "appearance_share_sweep.py"),
+                           "--seeds", f"0={tmp_path / 's0'}", f"1={tmp_path / 's1'}", "--out", str(tmp_path / "r.json")],
+                          check=False, capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: --seeds 1: no folder {tmp_path / 's1'}"
+    assert not (tmp_path / "r.json").exists()

@@ -140,9 +140,14 @@ def roc_auc(distance: np.ndarray, same: np.ndarray) -> float:
     return float((ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def rank1(frames: np.ndarray, ids: np.ndarray, emb: np.ndarray, gap: int) -> tuple[int, int]:
-    """(correct, queries) for rank-1 re-identification of people at t+gap among those at t."""
-    correct = total = 0
+def rank1_hits(frames: np.ndarray, ids: np.ndarray, emb: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-1 re-identification of people at t+gap among those at t, query by query.
+
+    Returns:
+        (Q,) the query rows (people at t+gap also present at t, in a frame with at least two
+        people) and (Q,) bool: whether the nearest person at t is the same one.
+    """
+    rows, hits = [], []
     for f in np.unique(frames):
         gallery = np.flatnonzero(frames == f)
         queries = np.flatnonzero(frames == f + gap)
@@ -151,9 +156,35 @@ def rank1(frames: np.ndarray, ids: np.ndarray, emb: np.ndarray, gap: int) -> tup
         d = embedding_distance(emb[queries], emb[gallery])
         present = np.isin(ids[queries], ids[gallery])
         best = ids[gallery][np.argmin(d, axis=1)]
-        correct += int((best == ids[queries])[present].sum())
-        total += int(present.sum())
-    return correct, total
+        rows.append(queries[present])
+        hits.append((best == ids[queries])[present])
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    return np.concatenate(rows), np.concatenate(hits)
+
+
+def rank1(frames: np.ndarray, ids: np.ndarray, emb: np.ndarray, gap: int) -> tuple[int, int]:
+    """(correct, queries) for rank-1 re-identification of people at t+gap among those at t."""
+    _, hits = rank1_hits(frames, ids, emb, gap)
+    return int(hits.sum()), len(hits)
+
+
+def paired_rank1(boxes: dict, emb_a: np.ndarray, emb_b: np.ndarray, gap: int) -> tuple[int, int]:
+    """Rank-1 of two embeddings of the same boxes, query by query: (queries only ``a`` gets right,
+    queries only ``b`` gets right). The queries both get right or both wrong say nothing about which
+    is better; these two counts are what a paired test compares (:func:`mcnemar_p`)."""
+    _, hit_a = rank1_hits(boxes["frames"], boxes["ids"], emb_a, gap)
+    _, hit_b = rank1_hits(boxes["frames"], boxes["ids"], emb_b, gap)
+    return int((hit_a & ~hit_b).sum()), int((hit_b & ~hit_a).sum())
+
+
+def mcnemar_p(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar test: the probability of a split of the discordant queries at least as
+    uneven as (a_only, b_only) if both methods were equally good (1.0 without discordant queries)."""
+    from scipy.stats import binomtest
+
+    n = a_only + b_only
+    return float(binomtest(a_only, n).pvalue) if n else 1.0
 
 
 def score(boxes: dict, embeddings: dict[str, np.ndarray], gaps=(1, 10, 30)) -> dict:

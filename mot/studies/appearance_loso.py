@@ -28,8 +28,8 @@ from association.siamese import AppearanceModel, AppearanceParams, load_weights
 from association.topologies import InNetworkNet, JointNet
 from mot.io import read_ground_truth
 from mot.sequence import discover, open_sequence
-from mot.studies.appearance import (Embedder, embed_sequence, hard_negatives, luv_histograms, pooled, roc_auc,
-                                    score)
+from mot.studies.appearance import (Embedder, embed_sequence, hard_negatives, luv_histograms, mcnemar_p,
+                                    paired_rank1, pooled, roc_auc, score)
 
 #: Development scenes and their sequences (the first is the one scored when the scene is left out).
 SCENES = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TUD-Campus"],
@@ -581,6 +581,110 @@ def recipe_study(folders: dict[str, str | Path], scenes: list[str]) -> dict:
     result = choose_recipe_on_other_folds(folders, scenes)
     result["pooled"] = pooled([s for r in result.values() for s in r.pop("sequences")])
     return result
+
+
+BASELINES = {"hist": "LUV colour histogram", "imagenet": "ImageNet MobileNetV2 (raw)"}
+METRICS = ("auc", "auc_hard", "rank1")
+
+
+def wins(row: dict, baselines: list[dict], gaps=(1, 10, 30)) -> int:
+    """Cells (gap x AUC, hard AUC, rank-1) where ``row`` scores above every one of ``baselines``."""
+    return sum(all(row[g][m] > b[g][m] for b in baselines) for g in gaps for m in METRICS)
+
+
+def _mean_row(rows: list[dict], gaps) -> dict:
+    return {g: {m: float(np.mean([r[g][m] for r in rows])) for m in METRICS} for g in gaps}
+
+
+def seed_study(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 30)) -> dict:
+    """One recipe trained with several seeds: how much of a comparison with the baselines is the seed.
+
+    ``folders`` maps a seed's label to what ``run_loso(keep=...)`` saved for the recipe trained with
+    that seed (one model per left-out scene). Each scene is scored with every seed's model, the mean
+    over seeds of every cell is a row of its own, and each seed's rank-1 is compared with each
+    baseline's query by query (:func:`~mot.studies.appearance.paired_rank1`, with the exact McNemar
+    p-value): a cell one seed wins and another loses by a query or two is a tie, not a result.
+
+    Returns:
+        ``{scene: {"scores", "wins", "paired"}, "pooled": {...}}``: ``scores`` rows are the seeds,
+        ``mean of seeds`` and the baselines (from the first folder); ``wins`` the cells each row
+        wins against both baselines; ``paired[label][baseline][gap]`` = ``{"seed_only",
+        "baseline_only", "p"}``.
+
+    Raises:
+        UserError: fewer than two seeds, a missing folder or embeddings, or folders whose saved boxes
+            differ (not the same scenes).
+    """
+    from mot.errors import UserError
+
+    if len(folders) < 2:
+        raise UserError("comparing seeds needs at least two --seeds folders")
+    for label, folder in folders.items():
+        if not Path(folder).is_dir():
+            raise UserError(f"--seeds {label}: no folder {folder}")
+    labels = list(folders)
+    per_scene: dict[str, list] = {}
+    counts: dict[str, dict] = {}
+    for scene in scenes:
+        saved = {label: _load_saved(Path(f), scene, SCORED[scene]) for label, f in folders.items()}
+        first = saved[labels[0]]
+        seqs = []
+        tally = {label: {b: {g: [0, 0] for g in gaps} for b in BASELINES} for label in labels}
+        for i, (boxes, emb) in enumerate(first):
+            for label in labels[1:]:
+                other = saved[label][i][0]
+                if not all(np.array_equal(boxes[k], other[k]) for k in ("frames", "ids")):
+                    raise UserError(f"--seeds {label}: {SCORED[scene][i]} has other boxes than in "
+                                    f"{folders[labels[0]]} (not the same benchmark)")
+            rows = {label: saved[label][i][1]["recipe"] for label in labels}
+            for label in labels:
+                for b in BASELINES:
+                    for g in gaps:
+                        a_only, b_only = paired_rank1(boxes, rows[label], emb[b], g)
+                        tally[label][b][g][0] += a_only
+                        tally[label][b][g][1] += b_only
+            seqs.append(score(boxes, {**rows, **{BASELINES[b]: emb[b] for b in BASELINES}}, gaps))
+        per_scene[scene], counts[scene] = seqs, tally
+
+    def summary(seqs: list[dict], tally: dict) -> dict:
+        scores = seqs[0] if len(seqs) == 1 else pooled(seqs)
+        scores = {**{label: scores[label] for label in labels},
+                  "mean of seeds": _mean_row([scores[label] for label in labels], gaps),
+                  **{name: scores[name] for name in BASELINES.values()}}
+        base = [scores[name] for name in BASELINES.values()]
+        paired = {label: {b: {g: {"seed_only": t[0], "baseline_only": t[1], "p": mcnemar_p(*t)}
+                              for g, t in by_gap.items()} for b, by_gap in tally[label].items()}
+                  for label in labels}
+        return {"scores": scores, "wins": {row: wins(scores[row], base, gaps) for row in [*labels, "mean of seeds"]},
+                "paired": paired}
+
+    out = {scene: summary(per_scene[scene], counts[scene]) for scene in scenes}
+    total = {label: {b: {g: [sum(counts[s][label][b][g][k] for s in scenes) for k in (0, 1)] for g in gaps}
+                     for b in BASELINES} for label in labels}
+    out["pooled"] = summary([seq for scene in scenes for seq in per_scene[scene]], total)
+    return out
+
+
+def seed_study_text(result: dict, gaps=(1, 10, 30)) -> str:
+    """:func:`seed_study`'s result: per scene (pooled first) the cells won, the table, and the paired
+    rank-1 comparison with a baseline wherever a seed does not score above it."""
+    from mot.studies.appearance import format_table
+
+    parts = []
+    for scene in ["pooled", *[s for s in result if s != "pooled"]]:
+        r = result[scene]
+        won = ", ".join(f"{row} {n}" for row, n in r["wins"].items())
+        lines = [f"{scene}: cells won of {3 * len(gaps)} against both baselines: {won}", format_table(r["scores"], gaps)]
+        for b, name in BASELINES.items():
+            for g in gaps:
+                if all(r["scores"][label][g]["rank1"] > r["scores"][name][g]["rank1"] for label in r["paired"]):
+                    continue
+                for label, by_base in r["paired"].items():
+                    c = by_base[b][g]
+                    lines.append(f"rank-1 at {g}, {label} against {name}: {c['seed_only']} queries only the seed "
+                                 f"gets right, {c['baseline_only']} only the baseline (McNemar p = {c['p']:.3f})")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def share_study_text(result: dict, mode: str = "sweep") -> str:
