@@ -7,7 +7,7 @@ missing, so one model serves tracks with and without appearance history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
@@ -33,6 +33,7 @@ class FeatureContext:
     detections: Detections
     frame: int
     fps: float = 30.0
+    shared: dict = field(default_factory=dict, repr=False)   # what several features read, computed once
 
     @cached_property
     def predicted(self) -> np.ndarray:
@@ -74,18 +75,29 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
     """Cosine distance of each detection's descriptor (``detections.extras[extra]``, unit rows) to
     each track's gallery of them (the ``gallery_key`` field of ``track.appearance``, an
     ``association.learned.AppearanceGallery``), reduced over the gallery. With ``tail`` the gallery
-    rows are longer than the descriptors and only their last part (:func:`unit_tail`) is compared."""
+    rows are longer than the descriptors and only their last part (:func:`unit_tail`) is compared.
+
+    Every track's gallery is compared in one matrix product, kept in ``ctx.shared`` for the other
+    features that reduce the same distances (``appearance_min`` and ``appearance_mean``)."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
-    for i, track in enumerate(ctx.tracks):
-        gallery = getattr(track.appearance, gallery_key) if track.appearance is not None else None
-        if gallery:
-            g = np.asarray(gallery, np.float32)                # (G, E), L2-normalised
+    key = ("gallery distances", extra, gallery_key, tail)
+    if key not in ctx.shared:
+        galleries = [getattr(t.appearance, gallery_key) if t.appearance is not None else None for t in ctx.tracks]
+        sizes = np.array([len(g) if g else 0 for g in galleries])
+        rows = [row for g in galleries if g for row in g]
+        dist = None
+        if rows:
+            g = np.asarray(rows, np.float32)                   # (sum of G, E), L2-normalised
             if tail:
                 g = unit_tail(g, emb.shape[1])
-            out[i] = reduce(1.0 - g @ emb.T, axis=0)           # (D,)
+            dist = 1.0 - g @ emb.T                             # (sum of G, D)
+        ctx.shared[key] = (dist, sizes, np.concatenate([[0], np.cumsum(sizes)]))
+    dist, sizes, starts = ctx.shared[key]
+    for i in np.flatnonzero(sizes):
+        out[i] = reduce(dist[starts[i]:starts[i + 1]], axis=0)  # (D,)
     return out
 
 

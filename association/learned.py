@@ -126,11 +126,23 @@ class LearnedAssociation:
     def cost(self, tracks: list, detections: Detections, frame: int, image=None) -> np.ndarray:
         """(T, D) float32: -log P(same); gated pairs are +inf."""
         ctx = FeatureContext(tracks, detections, frame, self.fps)
-        prob = self.matcher.predict(compute(self.params.features, ctx))
-        cost = -np.log(np.clip(prob, 1e-6, 1.0))
-        if len(tracks) and len(detections):
-            cost[motion_error(ctx) > self.params.max_distance] = np.inf
-        return cost.astype(np.float32)
+        return self.pair_cost(compute(self.params.features, ctx), self.gate(ctx))
+
+    def gate(self, ctx: FeatureContext) -> np.ndarray:
+        """(T, D) bool: the pairs that may link (the detection within ``max_distance`` track heights
+        of the track's predicted centre)."""
+        if not len(ctx.tracks) or not len(ctx.detections):
+            return np.zeros((len(ctx.tracks), len(ctx.detections)), bool)
+        return motion_error(ctx) <= self.params.max_distance
+
+    def pair_cost(self, features: np.ndarray, gate: np.ndarray) -> np.ndarray:
+        """(T, D) float32 -log P(same) from (T, D, F) features; only the pairs ``gate`` lets through are
+        scored by the matcher (its cost grows with the pairs), the others are +inf."""
+        cost = np.full(gate.shape, np.inf, np.float32)
+        if gate.any():
+            prob = self.matcher.predict(features[gate][None])[0]
+            cost[gate] = -np.log(np.clip(prob, 1e-6, 1.0))
+        return cost
 
     def observe(self, track, detections: Detections, index: int, frame: int) -> None:
         """Adds the detection's embedding (and colour histograms) to the track's galleries, and the

@@ -79,3 +79,32 @@ def test_cnn_min_by_hand():
     dets = _dets([[0, 0, 10, 20]], [[0.8, 0.6, 0.0]]).with_extras(cnn_embeddings=np.array([[0.0, 1.0]], np.float32))
     f = compute(["cnn_min", "appearance_min"], FeatureContext([track], dets, 2))[0, 0]
     assert f[0] == pytest.approx(0.2) and f[1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gallery_distances_of_many_tracks_match_each_track_alone():
+    """The galleries of several tracks (of different sizes, one without any) are compared with the
+    detections in one product shared by ``appearance_min`` and ``appearance_mean``: the same values
+    as comparing each track alone."""
+    rng = np.random.default_rng(0)
+
+    def unit(n):
+        x = rng.normal(size=(n, 6)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    tracks = []
+    for size in (3, 0, 1, 5):
+        t = _track([0, 0, 10, 20])
+        if size:
+            rows = unit(size)
+            t.appearance = AppearanceGallery(deque(rows), deque(), rows.mean(0))
+        tracks.append(t)
+    dets = _dets([[0, 0, 10, 20]] * 4, unit(4))
+    ctx = FeatureContext(tracks, dets, 2)
+    both = compute(["appearance_min", "appearance_mean"], ctx)
+    assert len(ctx.shared) == 1                                   # one product for the two features
+    assert np.isnan(both[1]).all()                                # the track without a gallery
+    for i in (0, 2, 3):
+        alone = compute(["appearance_min", "appearance_mean"], FeatureContext([tracks[i]], dets, 2))[0]
+        np.testing.assert_allclose(both[i], alone, atol=1e-6)
+        g = np.asarray(tracks[i].appearance.gallery)
+        np.testing.assert_allclose(both[i, :, 0], (1 - g @ dets.extras["embeddings"].T).min(0), atol=1e-6)

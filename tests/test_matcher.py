@@ -192,3 +192,45 @@ def test_tracker_study_keeps_matchers_of_waited_returns_apart(tmp_path):
     waited = sorted(json.loads(Matcher.load(m, features).booster.attr("siamese_mot_meta"))["training"]["waited_returns"]
                     for m in found)
     assert waited == [0.0, 0.3]
+
+
+def test_only_pairs_within_the_gate_are_scored_with_unchanged_values(toy_matcher, tmp_path):
+    from association.features import FeatureContext, compute
+    from association.learned import LearnedAssociation, LearnedParams
+    from mot.tracker import Track
+    from mot.types import Detections
+
+    path = tmp_path / "m.json"
+    toy_matcher.save(path)
+    assoc = LearnedAssociation(LearnedParams(features=FEATURES, matcher=str(path), max_distance=4.0))
+    rng = np.random.default_rng(3)
+    tracks = [Track(i + 1, np.array([x, 0, 10, 20], np.float32), 1.0, 1) for i, x in enumerate(rng.uniform(0, 600, 12))]
+    dets = Detections(np.column_stack([rng.uniform(0, 600, 15), np.zeros(15), np.full(15, 10.0),
+                                       np.full(15, 20.0)]).astype(np.float32), np.ones(15))
+    scored = []
+    predict = assoc.matcher.predict
+    assoc.matcher.predict = lambda x: (scored.append(x.shape[0] * x.shape[1]), predict(x))[1]
+    cost = assoc.cost(tracks, dets, 2)
+    ctx = FeatureContext(tracks, dets, 2)
+    gate = assoc.gate(ctx)
+    assert 0 < gate.sum() < gate.size                      # some pairs pass, some do not
+    assert scored == [gate.sum()]                          # the matcher saw only those
+    every = -np.log(np.clip(predict(compute(FEATURES, ctx)), 1e-6, 1.0))
+    np.testing.assert_array_equal(cost[gate], every[gate])
+    assert np.isinf(cost[~gate]).all()
+    empty = assoc.cost([], dets, 2)
+    assert empty.shape == (0, 15)
+
+
+def test_association_benchmark_times_the_shipped_embedding_size_and_the_gate():
+    from association.learned import LearnedParams
+    from association.siamese import AppearanceModel, AppearanceParams
+    from mot.studies.association_speed import association_cost
+
+    params = LearnedParams(**load_config(None).association.params)
+    rows = association_cost(params, people=(5, 30), repeats=2)
+    shipped = AppearanceModel(AppearanceParams(), device="cpu").embedding_dim
+    assert [r["people"] for r in rows] == [5, 30]
+    assert all(r["embedding_dim"] == shipped for r in rows)   # not a stand-in size
+    assert all(0 < r["scored"] <= 1 for r in rows) and rows[1]["scored"] < 1   # the crowd is gated
+    assert all(r["total"] == pytest.approx(r["features"] + r["xgboost"] + r["linking"]) for r in rows)

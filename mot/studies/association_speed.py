@@ -42,13 +42,18 @@ def _scene(n: int, emb_dim: int, rng) -> tuple[list, Detections]:
     return tracks, dets
 
 
-def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, emb_dim: int = 128) -> list[dict]:
+def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, emb_dim: int | None = None) -> list[dict]:
     """Median milliseconds per frame for features, XGBoost and linking with ``n`` tracks x ``n`` detections.
 
-    The matcher is loaded from ``params.matcher``; appearance embeddings are random unit vectors (the
-    embedding network's own cost is measured by the appearance benchmark).
+    The stages are :class:`~association.learned.LearnedAssociation`'s own: the features of every pair,
+    the matcher on the pairs its gate lets through (``pair_cost``), then linking; ``scored`` is the
+    share of pairs the matcher scored. The matcher is loaded from ``params.matcher``; appearance
+    embeddings are random unit vectors of the configured embedder's size (``emb_dim`` overrides it;
+    the embedding network's own cost is measured by the appearance benchmark).
     """
     assoc = LearnedAssociation(params)
+    if emb_dim is None:
+        emb_dim = assoc.embedder.embedding_dim if assoc.embedder is not None else 128
     rng = np.random.default_rng(0)
     rows = []
     for n in people:
@@ -56,16 +61,18 @@ def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, 
         times = {"features": [], "xgboost": [], "linking": []}
         for _ in range(repeats):
             t0 = time.perf_counter()
-            feats = compute(params.features, FeatureContext(tracks, dets, 6, 30.0))
+            ctx = FeatureContext(tracks, dets, 6, 30.0)
+            feats, gate = compute(params.features, ctx), assoc.gate(ctx)
             t1 = time.perf_counter()
-            prob = assoc.matcher.predict(feats)
+            cost = assoc.pair_cost(feats, gate)
             t2 = time.perf_counter()
-            link(-np.log(np.clip(prob, 1e-6, 1)), assoc.max_cost)
+            link(cost, assoc.max_cost)
             t3 = time.perf_counter()
             times["features"].append(t1 - t0)
             times["xgboost"].append(t2 - t1)
             times["linking"].append(t3 - t2)
-        row = {"people": n, **{k: 1000 * float(np.median(v)) for k, v in times.items()}}
+        row = {"people": n, "embedding_dim": emb_dim, "scored": float(gate.mean()),
+               **{k: 1000 * float(np.median(v)) for k, v in times.items()}}
         row["total"] = row["features"] + row["xgboost"] + row["linking"]
         rows.append(row)
     return rows
