@@ -19,10 +19,8 @@ each scene is scored with the recipe that does best on the other scenes' left-ou
 plus rank-1 over the gaps), so the scene reported never takes part in choosing:
     python scripts/appearance_share_sweep.py --recipes shipped=runs/emb near=runs/emb_near
 
---seeds LABEL=DIR [...] compares one recipe trained with several seeds (each DIR what
-``appearance_loso.py --set seed=N --keep-embeddings`` saved) with the baselines: every seed's
-cells, their mean, the cells each wins, and rank-1 compared query by query (exact McNemar test)
-wherever a seed does not score above a baseline:
+--seeds LABEL=DIR [...]: one recipe trained with several seeds (``appearance_loso.py --set seed=N``)
+against the baselines: each seed's cells, their mean, cells won, rank-1 query by query (McNemar):
     python scripts/appearance_share_sweep.py --seeds 0=runs/emb 1=runs/emb_seed1 2=runs/emb_seed2
 """
 
@@ -61,12 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--choose is for --embeddings")
     try:
         if args.seeds:
-            result = seed_study(labelled_items(args.seeds, "--seeds"), args.scenes)
-            mode = "seeds"
+            result, mode = seed_study(labelled_items(args.seeds, "--seeds"), args.scenes), "seeds"
         elif args.recipes:
-            folders = labelled_items(args.recipes, "--recipes")
-            result = recipe_study(folders, args.scenes)
-            mode = "recipes"
+            result, mode = recipe_study(labelled_items(args.recipes, "--recipes"), args.scenes), "recipes"
         else:
             result = share_study(args.embeddings, args.scenes, args.shares, mode, args.hist_dim, args.trained_share)
     except UserError as exc:
