@@ -78,7 +78,8 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
     rows are longer than the descriptors and only their last part (:func:`unit_tail`) is compared.
 
     Every track's gallery is compared in one matrix product, kept in ``ctx.shared`` for the other
-    features that reduce the same distances (``appearance_min`` and ``appearance_mean``)."""
+    feature that reduces the same distances (``appearance_min`` and ``appearance_mean``,
+    ``colour_min`` and ``colour_mean``)."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
