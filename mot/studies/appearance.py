@@ -20,7 +20,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import binomtest, rankdata
 
 from association.flow import FlowComputer, FlowParams
 from association.patches import PAD_BGR, PatchParams, colour_histograms, crop_resize
@@ -175,14 +175,18 @@ def paired_rank1(boxes: dict, emb_a: np.ndarray, emb_b: np.ndarray, gap: int) ->
     is better; these two counts are what a paired test compares (:func:`mcnemar_p`)."""
     _, hit_a = rank1_hits(boxes["frames"], boxes["ids"], emb_a, gap)
     _, hit_b = rank1_hits(boxes["frames"], boxes["ids"], emb_b, gap)
+    return discordant(hit_a, hit_b)
+
+
+def discordant(hit_a: np.ndarray, hit_b: np.ndarray) -> tuple[int, int]:
+    """(queries only ``a`` gets right, queries only ``b`` gets right) from two methods'
+    :func:`rank1_hits` on the same boxes."""
     return int((hit_a & ~hit_b).sum()), int((hit_b & ~hit_a).sum())
 
 
 def mcnemar_p(a_only: int, b_only: int) -> float:
     """Exact two-sided McNemar test: the probability of a split of the discordant queries at least as
     uneven as (a_only, b_only) if both methods were equally good (1.0 without discordant queries)."""
-    from scipy.stats import binomtest
-
     n = a_only + b_only
     return float(binomtest(a_only, n).pvalue) if n else 1.0
 

@@ -28,8 +28,8 @@ from association.siamese import AppearanceModel, AppearanceParams, load_weights
 from association.topologies import InNetworkNet, JointNet
 from mot.io import read_ground_truth
 from mot.sequence import discover, open_sequence
-from mot.studies.appearance import (Embedder, embed_sequence, hard_negatives, luv_histograms, mcnemar_p,
-                                    paired_rank1, pooled, roc_auc, score)
+from mot.studies.appearance import (Embedder, discordant, embed_sequence, hard_negatives, luv_histograms,
+                                    mcnemar_p, pooled, rank1_hits, roc_auc, score)
 
 #: Development scenes and their sequences (the first is the one scored when the scene is left out).
 SCENES = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TUD-Campus"],
@@ -43,6 +43,8 @@ EXTRA_TRAIN = ["MOT17-04*", "MOT17-10*", "MOT17-13*"]
 SCORED = {"MOT17-05": ["MOT17-05"], "KITTI-17": ["KITTI-17"], "TUD-Campus": ["TUD-Campus"],
           "PETS09": ["PETS09-S2L1", "PETS09-S3-MF1"], "ADL-Rundle-6": ["MOT17-09"]}
 RECIPE = "recipe (scene left out)"
+#: The baselines every study scores beside the recipe: saved embedding key -> row label.
+BASELINES = {"hist": "LUV colour histogram", "imagenet": "ImageNet MobileNetV2 (raw)"}
 
 
 def validation_scene(scene: str) -> str:
@@ -213,8 +215,7 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
             embedders["shipped"] = shipped_model.embed
             methods["shipped siamese.pt"] = lambda e: e["shipped"]
         embedders["hist"], embedders["imagenet"] = luv_histograms, imagenet
-        methods["LUV colour histogram"] = lambda e: e["hist"]
-        methods["ImageNet MobileNetV2 (raw)"] = lambda e: e["imagenet"]
+        methods.update({label: (lambda e, key=key: e[key]) for key, label in BASELINES.items()})
         embedded = _embed_scene(roots, SCORED[scene], embedders)
         if keep is not None:
             _save_embeddings(Path(keep), scene, SCORED[scene], embedded)
@@ -583,7 +584,6 @@ def recipe_study(folders: dict[str, str | Path], scenes: list[str]) -> dict:
     return result
 
 
-BASELINES = {"hist": "LUV colour histogram", "imagenet": "ImageNet MobileNetV2 (raw)"}
 METRICS = ("auc", "auc_hard", "rank1")
 
 
@@ -602,7 +602,7 @@ def seed_study(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 3
     ``folders`` maps a seed's label to what ``run_loso(keep=...)`` saved for the recipe trained with
     that seed (one model per left-out scene). Each scene is scored with every seed's model, the mean
     over seeds of every cell is a row of its own, and each seed's rank-1 is compared with each
-    baseline's query by query (:func:`~mot.studies.appearance.paired_rank1`, with the exact McNemar
+    baseline's query by query (:func:`~mot.studies.appearance.discordant`, with the exact McNemar
     p-value): a cell one seed wins and another loses by a query or two is a tie, not a result.
 
     Returns:
@@ -637,10 +637,14 @@ def seed_study(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 3
                     raise UserError(f"--seeds {label}: {SCORED[scene][i]} has other boxes than in "
                                     f"{folders[labels[0]]} (not the same benchmark)")
             rows = {label: saved[label][i][1]["recipe"] for label in labels}
+            # each method's rank-1 once per gap (a seed's label may be any string, so keyed apart)
+            hits = {(kind, name, g): rank1_hits(boxes["frames"], boxes["ids"], e, g)[1]
+                    for kind, named in (("seed", rows), ("baseline", {b: emb[b] for b in BASELINES}))
+                    for name, e in named.items() for g in gaps}
             for label in labels:
                 for b in BASELINES:
                     for g in gaps:
-                        a_only, b_only = paired_rank1(boxes, rows[label], emb[b], g)
+                        a_only, b_only = discordant(hits["seed", label, g], hits["baseline", b, g])
                         tally[label][b][g][0] += a_only
                         tally[label][b][g][1] += b_only
             seqs.append(score(boxes, {**rows, **{BASELINES[b]: emb[b] for b in BASELINES}}, gaps))
