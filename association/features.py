@@ -95,9 +95,9 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
             if tail:
                 g = unit_tail(g, emb.shape[1])
             dist = 1.0 - g @ emb.T                             # (sum of G, D)
-        ctx.shared[key] = (dist, sizes, np.concatenate([[0], np.cumsum(sizes)]))
-    dist, sizes, starts = ctx.shared[key]
-    for i in np.flatnonzero(sizes):
+        ctx.shared[key] = (dist, np.concatenate([[0], np.cumsum(sizes)]))
+    dist, starts = ctx.shared[key]
+    for i in np.flatnonzero(np.diff(starts)):
         out[i] = reduce(dist[starts[i]:starts[i + 1]], axis=0)  # (D,)
     return out
 
