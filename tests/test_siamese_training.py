@@ -117,6 +117,28 @@ def test_occlusion_puts_another_person_in_front():
     assert torch.equal(occlude(x.clone(), ids, np.random.default_rng(0), prob=0.0), x)
 
 
+def test_zoomed_occluder_is_a_magnified_window_of_another_person():
+    """occlude with zoom > 1: the covered side holds a part of another identity's patch, magnified
+    (it spans fewer of that patch's rows than the whole height)."""
+    from mot.training.siamese_data import occlude
+
+    h, w = 64, 32
+    rows = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1).expand(4, 3, h, w)
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1) * 1000 + rows   # patch i: 1000 i + row
+    ids = np.array([0, 0, 1, 2])
+    out = occlude(x.clone(), ids, np.random.default_rng(1), prob=1.0, zoom=4.0)
+    spans = []
+    for i in range(4):
+        cols = np.flatnonzero((out[i] != x[i]).any(dim=(0, 1)).numpy())
+        assert w * 0.3 - 1 <= len(cols) <= w * 0.7 + 1 and (cols[0] == 0 or cols[-1] == w - 1)
+        region = out[i, :, :, cols]
+        owner = torch.div(region, 1000, rounding_mode="floor")
+        assert owner.unique().numel() == 1 and ids[int(owner.flatten()[0])] != ids[i]
+        row = region - owner * 1000
+        spans.append(float(row.max() - row.min()))
+    assert max(spans) <= h - 1 and min(spans) < 0.9 * (h - 1)
+
+
 def test_reid_crops_have_zero_flow(tmp_path):
     for cam in ("cam_a", "cam_b"):
         (tmp_path / cam).mkdir()

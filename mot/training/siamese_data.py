@@ -258,7 +258,7 @@ class PKSampler:
 
 
 def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: float,
-            cover: tuple[float, float] = (0.3, 0.7)) -> torch.Tensor:
+            cover: tuple[float, float] = (0.3, 0.7), zoom: float = 1.0) -> torch.Tensor:
     """Puts another person in front of a ``prob`` share of the patches (in place).
 
     The chosen patch's left or right side, a ``cover`` share of its width and its whole height, is
@@ -266,13 +266,19 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
     flow), as when one person walks in front of another. Patches with no other identity in the
     batch are left alone.
 
+    With ``zoom`` > 1 the occluder is also nearer the camera than the person behind it, so larger:
+    each one is magnified by a factor drawn log-uniformly in [1, ``zoom``], its window (the
+    covered width and the whole height, divided by that factor) taken from the middle of its width
+    at a random height. A street scene's near passer-by is several times the height of a distant
+    person, and covers that person's box with part of a torso or a leg, not with a whole body.
+
     Args:
         x: (B, C, H, W) float32 network inputs; ids: (B,) identities.
 
     Returns:
         ``x``.
     """
-    w = x.shape[3]
+    h, w = x.shape[2:]
     chosen = np.flatnonzero(rng.random(len(x)) < prob)
     source = x.clone() if len(chosen) else x      # occluders are taken as they were, not already occluded
     for i in chosen:
@@ -281,22 +287,32 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
             continue
         j = int(rng.choice(others))
         width = max(1, int(round(rng.uniform(*cover) * w)))
-        start = (w - width) // 2
         left = 0 if rng.random() < 0.5 else w - width
-        x[i, :, :, left:left + width] = source[j, :, :, start:start + width]
+        if zoom > 1:
+            z = float(np.exp(rng.uniform(0.0, np.log(zoom))))
+            win_w, win_h = max(1, int(round(width / z))), max(1, int(round(h / z)))
+            top = int(rng.integers(0, h - win_h + 1))
+            start = (w - win_w) // 2
+            window = source[j:j + 1, :, top:top + win_h, start:start + win_w]
+            x[i, :, :, left:left + width] = F.interpolate(window, size=(h, width), mode="bilinear",
+                                                          align_corners=False)[0]
+        else:
+            start = (w - width) // 2
+            x[i, :, :, left:left + width] = source[j, :, :, start:start + width]
     return x
 
 
 def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
                 rng: np.random.Generator | None, jpeg_prob: float = 0.0,
-                jpeg_quality: tuple[int, int] = (10, 50), occlude_prob: float = 0.0) -> torch.Tensor:
+                jpeg_quality: tuple[int, int] = (10, 50), occlude_prob: float = 0.0,
+                occlude_zoom: float = 1.0) -> torch.Tensor:
     """Network inputs for cached crops, augmented when ``rng`` is given.
 
     Augmentation: compression (a ``jpeg_prob`` share of the crops re-encoded as JPEG at a quality in
     ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and
     contrast of L, a horizontal flip of patch and flow together (the x flow changes sign), and an
-    ``occlude_prob`` share of the patches half hidden behind another person of the batch
-    (:func:`occlude`).
+    ``occlude_prob`` share of the patches half hidden behind another person of the batch, magnified
+    up to ``occlude_zoom`` times (:func:`occlude`).
 
     Returns:
         (B, 5 or 3, height, width) float32.
@@ -329,5 +345,5 @@ def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: 
     if use_flow:
         out[:, 3] = torch.where(flip[:, None, None], -out[:, 3], out[:, 3])
     if rng is not None and occlude_prob > 0:
-        occlude(out, crops.ids[rows], rng, occlude_prob)
+        occlude(out, crops.ids[rows], rng, occlude_prob, zoom=occlude_zoom)
     return out
