@@ -325,3 +325,62 @@ def test_seed_script_gives_a_one_line_error_and_writes_nothing(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: --seeds 1: no folder {tmp_path / 's1'}"
     assert not (tmp_path / "r.json").exists()
+
+
+def _gt_with_visibility(root, name, hidden_ids):
+    """root/name/gt/gt.txt for _saved_scene's boxes (6 people, 40 frames): ``hidden_ids`` 20% visible."""
+    (root / name / "gt").mkdir(parents=True)
+    rows = [f"{f},{i},{i * 50},0,20,60,1,1,{0.2 if i in hidden_ids else 0.9}" for f in range(1, 41) for i in range(6)]
+    (root / name / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+
+
+def test_reid_target_scores_the_visible_boxes_of_each_footage(tmp_path, monkeypatch):
+    from mot.studies import reid_target as rt
+    from mot.studies.appearance import score
+
+    monkeypatch.setattr(rt, "SCORED", {"A": ["A"], "B": ["B"]})
+    monkeypatch.setattr(rt, "FOOTAGE", {
+        "all": {"scenes": ("A",), "min_visibility": 0.0, "reference": {"re-id CNN (issue)": (99.0, 90.0, 80.0)}},
+        "visible": {"scenes": ("B",), "min_visibility": 0.5, "reference": {"re-id CNN (issue)": (99.0, 90.0, 80.0)}}})
+    monkeypatch.setattr(rt, "GAPS", (1, 10))
+    data = tmp_path / "data"
+    _gt_with_visibility(data, "A", hidden_ids=())
+    _gt_with_visibility(data, "B", hidden_ids=(0, 1))
+    for label, noise in (("s0", 0.5), ("s1", 2.0)):
+        (tmp_path / label).mkdir()
+        for seed, scene in enumerate("AB"):
+            _saved_scene(tmp_path / label, scene, noise, noise, seed=seed, baseline_noise=1.0)
+    out = rt.reid_target_study({"s0": tmp_path / "s0", "s1": tmp_path / "s1"}, [data])
+    assert out["all"]["kept"] == 1.0 and out["visible"]["kept"] == pytest.approx(4 / 6)
+    auc = out["visible"]["auc"]
+    assert list(auc) == ["s0", "s1", "mean of seeds", "LUV colour histogram", "ImageNet MobileNetV2 (raw)",
+                         "re-id CNN (issue)"]
+    assert auc["mean of seeds"] == pytest.approx([(a + b) / 2 for a, b in zip(auc["s0"], auc["s1"])])
+    assert out["visible"]["gap_to_reid"] == pytest.approx([m - r for m, r in zip(auc["mean of seeds"], (99.0, 90.0))])
+    with np.load(tmp_path / "s1" / "B_B.npz") as z:       # the histogram on the visible people only
+        keep = z["ids"] >= 2
+        direct = score({k: z[k][keep] for k in ("frames", "ids", "tlwh")}, {"h": z["emb_hist"][keep]}, (1, 10))
+    assert auc["LUV colour histogram"] == pytest.approx([100 * direct["h"][g]["auc"] for g in (1, 10)])
+    assert "mean of seeds minus the issue's re-id CNN" in rt.reid_target_text(out)
+
+
+def test_reid_target_errors_are_one_line(tmp_path, monkeypatch):
+    from mot.studies import reid_target as rt
+
+    monkeypatch.setattr(rt, "SCORED", {"A": ["A"]})
+    monkeypatch.setattr(rt, "FOOTAGE", {"all": {"scenes": ("A",), "min_visibility": 0.5, "reference": {
+        "re-id CNN (issue)": (1.0, 1.0, 1.0)}}})
+    (tmp_path / "s0").mkdir()
+    _saved_scene(tmp_path / "s0", "A", 0.5, 0.5, seed=0, baseline_noise=1.0)
+    (tmp_path / "data" / "A" / "gt").mkdir(parents=True)
+    (tmp_path / "data" / "A" / "gt" / "gt.txt").write_text("1,0,0,0,20,60,1,1,0.9\n")   # one box of 240
+    for folders, match in (({"s0": tmp_path / "s1"}, "no folder"), ({"s0": tmp_path / "s0"}, "no box of identity")):
+        with pytest.raises(UserError, match=match) as info:
+            rt.reid_target_study(folders, [tmp_path / "data"])
+        assert "\n" not in str(info.value)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "appearance_reid_target.py"), "--data",
+                           str(tmp_path / "data"), "--seeds", f"0={tmp_path / 'nowhere'}", "--out", str(tmp_path / "r.json")],
+                          check=False, capture_output=True, text=True, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: --seeds 0: no folder {tmp_path / 'nowhere'}"
+    assert not (tmp_path / "r.json").exists()
