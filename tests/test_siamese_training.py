@@ -177,6 +177,7 @@ def test_train_writes_loadable_weights(synthetic_root, tmp_path):
     _, meta = load_weights(tmp_path / "w.pt")
     assert meta["train_sequences"] == "SYN-A" and meta["val_sequences"] == "SYN-B"
     assert meta["near_gap"] == -1 and meta["half_weight"] == 0.0 and meta["occlude_prob"] == 0.0
+    assert meta["occlude_zoom"] == 1.0
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt")), device="cpu")
     image = cv2.imread(str(synthetic_root / "SYN-A" / "img1" / "000002.jpg"))
     # the recipe's default: a 4-stripe 8x8x8 colour-histogram branch beside the 16-d CNN embedding
@@ -218,4 +219,6 @@ def test_bad_colour_branch_settings_are_refused(synthetic_root, tmp_path):
                                                             half_weight=0.5))
     with pytest.raises(UserError, match="near_gap must be"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], near_gap=31))
+    with pytest.raises(UserError, match="occlude_zoom must be >= 1"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], occlude_zoom=0.5))
     assert not (tmp_path / "w.pt").exists()
