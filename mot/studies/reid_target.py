@@ -53,16 +53,16 @@ def visible(boxes: dict, gt_path: str | Path, min_visibility: float) -> np.ndarr
     return np.array([vis[k] >= min_visibility for k in keys], bool)
 
 
-def footage_scores(folder: str | Path, footage: dict, roots: list[Path]) -> tuple[dict, float]:
-    """One recipe's saved left-out embeddings on one footage: pooled scores of the recipe and the
-    baselines, and the share of boxes kept by the visibility cut."""
+def footage_scores(folder: str | Path, footage: dict, roots: list[Path], baselines: bool = True) -> tuple[dict, float]:
+    """One recipe's saved left-out embeddings on one footage: pooled scores of the recipe (and, with
+    ``baselines``, of the baselines), and the share of boxes kept by the visibility cut."""
     per, kept, total = [], 0, 0
     for scene in footage["scenes"]:
         names = SCORED[scene]
         for path, (boxes, emb) in zip(_paths(roots, names), _load_saved(Path(folder), scene, names)):
             keep = visible(boxes, path / "gt" / "gt.txt", footage["min_visibility"])
             kept, total = kept + int(keep.sum()), total + len(keep)
-            rows = {"recipe": emb["recipe"][keep], **{b: emb[b][keep] for b in BASELINES}}
+            rows = {"recipe": emb["recipe"][keep], **{b: emb[b][keep] for b in (BASELINES if baselines else ())}}
             per.append(score({k: v[keep] for k, v in boxes.items()}, rows, GAPS))
     return (per[0] if len(per) == 1 else pooled(per)), kept / max(total, 1)
 
@@ -86,7 +86,9 @@ def reid_target_study(folders: dict[str, str | Path], roots: list[str | Path]) -
             raise UserError(f"--seeds {label}: no folder {folder}")
     out = {}
     for name, footage in FOOTAGE.items():
-        scored = {label: footage_scores(folder, footage, roots) for label, folder in folders.items()}
+        # the baselines are the same in every seed's folder: scored from the first only
+        scored = {label: footage_scores(folder, footage, roots, baselines=i == 0)
+                  for i, (label, folder) in enumerate(folders.items())}
         first, kept = next(iter(scored.values()))
         rows = {label: s["recipe"] for label, (s, _) in scored.items()}
         rows["mean of seeds"] = _mean_row(list(rows.values()), GAPS)
