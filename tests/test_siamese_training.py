@@ -139,31 +139,6 @@ def test_zoomed_occluder_is_a_magnified_window_of_another_person():
     assert max(spans) <= h - 1 and min(spans) < 0.9 * (h - 1)
 
 
-def test_shared_occluder_puts_one_passer_by_in_front_of_a_group():
-    """occlude with shared = 1: an occluded patch gets, at the same place, the very pixels an earlier
-    patch got, unless every earlier occluder is its own identity; shared = 0 draws what it always drew."""
-    from mot.training.siamese_data import occlude
-
-    h, w = 16, 10
-    cols = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w).expand(6, 3, h, w)
-    x = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1) * 1000 + cols   # patch i: 1000 i + column
-    ids = np.arange(6)
-    out = occlude(x.clone(), ids, np.random.default_rng(3), prob=1.0, shared=1.0)
-    covers = []          # (owner, covered columns, pixels) per patch
-    for i in range(6):
-        place = np.flatnonzero((out[i] != x[i]).any(dim=(0, 1)).numpy())
-        owner = int(torch.div(out[i, 0, 0, place[0]], 1000, rounding_mode="floor"))
-        assert owner != i and (place[0] == 0 or place[-1] == w - 1)
-        reused = [c for c in covers if c[1] == place.tolist() and torch.equal(c[2], out[i, :, :, place])]
-        assert reused or all(c[0] == i for c in covers)      # fresh only when nothing earlier could serve
-        covers.append((owner, place.tolist(), out[i, :, :, place]))
-    assert len({c[0] for c in covers}) <= 2                  # a group behind one or two passers-by
-    plain = occlude(x.clone(), ids, np.random.default_rng(3), prob=1.0)
-    plain_owners = {int(torch.div(plain[i][plain[i] != x[i]][0], 1000, rounding_mode="floor")) for i in range(6)}
-    assert len(plain_owners) > 2                             # without sharing, each draws its own
-    assert torch.equal(plain, occlude(x.clone(), ids, np.random.default_rng(3), prob=1.0, shared=0.0))
-
-
 def test_reid_crops_have_zero_flow(tmp_path):
     for cam in ("cam_a", "cam_b"):
         (tmp_path / cam).mkdir()
@@ -202,7 +177,7 @@ def test_train_writes_loadable_weights(synthetic_root, tmp_path):
     _, meta = load_weights(tmp_path / "w.pt")
     assert meta["train_sequences"] == "SYN-A" and meta["val_sequences"] == "SYN-B"
     assert meta["near_gap"] == -1 and meta["half_weight"] == 0.0 and meta["occlude_prob"] == 0.0
-    assert meta["occlude_zoom"] == 1.0 and meta["occlude_shared"] == 0.0
+    assert meta["occlude_zoom"] == 1.0
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt")), device="cpu")
     image = cv2.imread(str(synthetic_root / "SYN-A" / "img1" / "000002.jpg"))
     # the recipe's default: a 4-stripe 8x8x8 colour-histogram branch beside the 16-d CNN embedding
@@ -244,8 +219,6 @@ def test_bad_colour_branch_settings_are_refused(synthetic_root, tmp_path):
                                                             half_weight=0.5))
     with pytest.raises(UserError, match="near_gap must be"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], near_gap=31))
-    with pytest.raises(UserError, match="occlude_shared must be in"):
-        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], occlude_shared=1.5))
     with pytest.raises(UserError, match="occlude_zoom must be >= 1"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], occlude_zoom=0.5))
     assert not (tmp_path / "w.pt").exists()

@@ -258,7 +258,7 @@ class PKSampler:
 
 
 def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: float,
-            cover: tuple[float, float] = (0.3, 0.7), zoom: float = 1.0, shared: float = 0.0) -> torch.Tensor:
+            cover: tuple[float, float] = (0.3, 0.7), zoom: float = 1.0) -> torch.Tensor:
     """Puts another person in front of a ``prob`` share of the patches (in place).
 
     The chosen patch's left or right side, a ``cover`` share of its width and its whole height, is
@@ -272,12 +272,6 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
     at a random height. A street scene's near passer-by is several times the height of a distant
     person, and covers that person's box with part of a torso or a leg, not with a whole body.
 
-    With ``shared`` > 0, that share of the occluded patches (after the first) gets the very occluder
-    of an earlier occluded patch, at the same place (the same source, side, width and window), if
-    the source is not the patch's own identity: a group of people behind one passer-by, whose boxes
-    all hold the same shirt. Two different people then share the covered pixels, so those pixels
-    must not make them look alike.
-
     Args:
         x: (B, C, H, W) float32 network inputs; ids: (B,) identities.
 
@@ -287,14 +281,7 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
     h, w = x.shape[2:]
     chosen = np.flatnonzero(rng.random(len(x)) < prob)
     source = x.clone() if len(chosen) else x      # occluders are taken as they were, not already occluded
-    placed: list[tuple[int, torch.Tensor, int]] = []   # (source identity, covering pixels, left) so far
     for i in chosen:
-        if shared > 0 and placed and rng.random() < shared:
-            reuse = [p for p in placed if p[0] != ids[i]]
-            if reuse:
-                _, cover_px, left = reuse[int(rng.integers(len(reuse)))]
-                x[i, :, :, left:left + cover_px.shape[-1]] = cover_px
-                continue
         others = np.flatnonzero(ids != ids[i])
         if not len(others):
             continue
@@ -312,23 +299,20 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
         else:
             start = (w - width) // 2
             x[i, :, :, left:left + width] = source[j, :, :, start:start + width]
-        if shared > 0:
-            placed.append((ids[j], x[i, :, :, left:left + width].clone(), left))
     return x
 
 
 def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
                 rng: np.random.Generator | None, jpeg_prob: float = 0.0,
                 jpeg_quality: tuple[int, int] = (10, 50), occlude_prob: float = 0.0,
-                occlude_zoom: float = 1.0, occlude_shared: float = 0.0) -> torch.Tensor:
+                occlude_zoom: float = 1.0) -> torch.Tensor:
     """Network inputs for cached crops, augmented when ``rng`` is given.
 
     Augmentation: compression (a ``jpeg_prob`` share of the crops re-encoded as JPEG at a quality in
     ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and
     contrast of L, a horizontal flip of patch and flow together (the x flow changes sign), and an
     ``occlude_prob`` share of the patches half hidden behind another person of the batch, magnified
-    up to ``occlude_zoom`` times, an ``occlude_shared`` share of them behind the same occluder as
-    another patch (:func:`occlude`).
+    up to ``occlude_zoom`` times (:func:`occlude`).
 
     Returns:
         (B, 5 or 3, height, width) float32.
@@ -361,5 +345,5 @@ def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: 
     if use_flow:
         out[:, 3] = torch.where(flip[:, None, None], -out[:, 3], out[:, 3])
     if rng is not None and occlude_prob > 0:
-        occlude(out, crops.ids[rows], rng, occlude_prob, zoom=occlude_zoom, shared=occlude_shared)
+        occlude(out, crops.ids[rows], rng, occlude_prob, zoom=occlude_zoom)
     return out
