@@ -108,8 +108,8 @@ class SiameseNet(nn.Module):
     """One branch of the Siamese network (the weights are shared, so this is the whole network).
 
     Five stages of 3x3 convolutions take a 128x64 patch down to 8x4; the map is pooled into
-    ``stripes`` horizontal stripes (keeping head / torso / legs apart, indifferent to left-right
-    flips) and projected to the CNN embedding. With ``hist_stripes`` > 0 a :class:`SoftHistogram`
+    ``stripes`` horizontal stripes (keeping head / torso / legs apart; with ``columns`` 1, the
+    default, indifferent to left-right flips) and projected to the CNN embedding. With ``hist_stripes`` > 0 a :class:`SoftHistogram`
     of the LUV channels sits beside the convolutions, and the output is the two unit vectors
     joined as ``[sqrt(s) * histogram, sqrt(1 - s) * cnn]`` with ``s = hist_share``: still of unit
     norm, its squared distance is ``s`` times the colour distance plus ``1 - s`` times the CNN's.

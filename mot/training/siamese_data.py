@@ -335,7 +335,7 @@ def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: 
         scale = scale * torch.from_numpy(rng.uniform(0.9, 1.1, b).astype(np.float32))
         shift = torch.from_numpy(rng.uniform(-0.08, 0.08, (b, 2)).astype(np.float32)) * 2 / CONTEXT
         flip = torch.from_numpy(rng.random(b) < 0.5)
-        if flip_by_identity:
+        if flip_by_identity:   # the draw per crop above is kept, so the draws after it stay as they were
             ids = crops.ids[rows]
             people, which = np.unique(ids, return_inverse=True)
             flip = torch.from_numpy((rng.random(len(people)) < 0.5)[which])
