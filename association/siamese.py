@@ -108,8 +108,8 @@ class SiameseNet(nn.Module):
     """One branch of the Siamese network (the weights are shared, so this is the whole network).
 
     Five stages of 3x3 convolutions take a 128x64 patch down to 8x4; the map is pooled into
-    ``stripes`` horizontal stripes (keeping head / torso / legs apart; with ``columns`` 1, the
-    default, indifferent to left-right flips) and projected to the CNN embedding. With ``hist_stripes`` > 0 a :class:`SoftHistogram`
+    ``stripes`` horizontal stripes (keeping head / torso / legs apart, indifferent to left-right
+    flips) and projected to the CNN embedding. With ``hist_stripes`` > 0 a :class:`SoftHistogram`
     of the LUV channels sits beside the convolutions, and the output is the two unit vectors
     joined as ``[sqrt(s) * histogram, sqrt(1 - s) * cnn]`` with ``s = hist_share``: still of unit
     norm, its squared distance is ``s`` times the colour distance plus ``1 - s`` times the CNN's.
@@ -120,9 +120,6 @@ class SiameseNet(nn.Module):
         embedding_dim: CNN embedding size E.
         width: channels of the first stage (later stages double it, up to 4x).
         stripes: horizontal stripes pooled before the projection.
-        columns: columns pooled beside the stripes (1: each stripe pooled across the whole width;
-            2: its left and right halves kept apart, so the embedding keeps where in the box things
-            are, left or right, not only how high).
         hist_stripes: stripes of the colour-histogram branch (0: no such branch).
         hist_bins: its bins per LUV channel.
         hist_share: its share of the squared distance, in (0, 1).
@@ -134,8 +131,7 @@ class SiameseNet(nn.Module):
 
     def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4,
                  hist_stripes: int = 0, hist_bins: int = 8, hist_share: float = 0.5,
-                 patch: tuple[int, int] = (128, 64), backbone: str = "plain", depth: int = 14,
-                 columns: int = 1):
+                 patch: tuple[int, int] = (128, 64), backbone: str = "plain", depth: int = 14):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
@@ -152,8 +148,8 @@ class SiameseNet(nn.Module):
             self.features = MobileNetV2Features(in_channels, depth)
             c_out = self.features.out_channels
         self.backbone, self.depth, self.width = backbone, depth, width
-        self.pool = nn.AdaptiveAvgPool2d((stripes, columns))
-        self.project = nn.Linear(c_out * stripes * columns, embedding_dim)
+        self.pool = nn.AdaptiveAvgPool2d((stripes, 1))
+        self.project = nn.Linear(c_out * stripes, embedding_dim)
         self.in_channels = in_channels
         self.hist = SoftHistogram(hist_bins, hist_stripes, 2, *patch) if hist_stripes > 0 else None
         self.hist_share = float(hist_share) if self.hist is not None else 0.0
@@ -166,8 +162,7 @@ class SiameseNet(nn.Module):
         """The hyper-parameters that rebuild this network (saved in the weights metadata)."""
         return {"in_channels": self.in_channels, "backbone": self.backbone, "depth": self.depth,
                 "embedding_dim": self.project.out_features, "width": self.width,
-                "stripes": self.pool.output_size[0], "columns": self.pool.output_size[1],
-                "hist_stripes": self.hist.stripes if self.hist else 0,
+                "stripes": self.pool.output_size[0], "hist_stripes": self.hist.stripes if self.hist else 0,
                 "hist_bins": self.hist.bins if self.hist else 0, "hist_share": self.hist_share}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -293,7 +288,7 @@ def build_branch(meta: dict) -> SiameseNet:
     return SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"],
                       meta.get("hist_stripes", 0), meta.get("hist_bins") or 8, meta.get("hist_share", 0.5),
                       (meta["patch_height"], meta["patch_width"]), meta.get("backbone", "plain"),
-                      meta.get("depth", 14), meta.get("columns", 1))
+                      meta.get("depth", 14))
 
 
 def load_weights(path: str | Path) -> tuple[nn.Module, dict]:

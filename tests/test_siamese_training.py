@@ -139,35 +139,6 @@ def test_zoomed_occluder_is_a_magnified_window_of_another_person():
     assert max(spans) <= h - 1 and min(spans) < 0.9 * (h - 1)
 
 
-def test_flip_by_identity_mirrors_all_crops_of_a_person_alike(crops):
-    """make_inputs(flip_by_identity=True): within one identity every crop is mirrored or none is
-    (the x flow, +1 everywhere, reads -1 where mirrored); without it the draw is what it was."""
-    ids = np.repeat(np.arange(6), 8)
-    fake = CropSet("x", crops.bgr[:48], np.ones_like(crops.flow[:48]), ids, crops.frames[:48])
-    x = make_inputs(fake, np.arange(48), SMALL, True, np.random.default_rng(2), flip_by_identity=True)
-    mirrored = (x[:, 3, 16:48, 8:24].mean((1, 2)) < 0).numpy().reshape(6, 8)
-    assert np.all(mirrored == mirrored[:, :1]) and 0 < mirrored[:, 0].sum() < 6
-    each = make_inputs(fake, np.arange(48), SMALL, True, np.random.default_rng(2))
-    mixed = (each[:, 3, 16:48, 8:24].mean((1, 2)) < 0).numpy().reshape(6, 8)
-    assert not np.all(mixed == mixed[:, :1])
-
-
-def test_columns_keep_left_and_right_apart():
-    """SiameseNet(columns=2): the projection reads stripes x 2 cells, so a mirrored patch gets another
-    CNN embedding; the spec and the weights file rebuild it."""
-    from association.siamese import build_branch, network_meta
-
-    torch.manual_seed(0)
-    net = SiameseNet(3, 16, 8, stripes=4, columns=2, patch=(64, 32)).eval()
-    assert net.project.in_features == 4 * 2 * net.features[-1][0].out_channels
-    x = torch.randn(2, 3, 64, 32)
-    with torch.no_grad():
-        a, b = net(x), net(torch.flip(x, dims=[3]))
-    assert a.shape == (2, 16) and not torch.allclose(a, b, atol=1e-3)
-    rebuilt = build_branch(network_meta(net, PatchParams(64, 32), None))
-    assert rebuilt.pool.output_size == (4, 2) and rebuilt.project.in_features == net.project.in_features
-
-
 def test_reid_crops_have_zero_flow(tmp_path):
     for cam in ("cam_a", "cam_b"):
         (tmp_path / cam).mkdir()
@@ -206,7 +177,7 @@ def test_train_writes_loadable_weights(synthetic_root, tmp_path):
     _, meta = load_weights(tmp_path / "w.pt")
     assert meta["train_sequences"] == "SYN-A" and meta["val_sequences"] == "SYN-B"
     assert meta["near_gap"] == -1 and meta["half_weight"] == 0.0 and meta["occlude_prob"] == 0.0
-    assert meta["occlude_zoom"] == 1.0 and meta["flip"] == "each" and meta["columns"] == 1
+    assert meta["occlude_zoom"] == 1.0
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt")), device="cpu")
     image = cv2.imread(str(synthetic_root / "SYN-A" / "img1" / "000002.jpg"))
     # the recipe's default: a 4-stripe 8x8x8 colour-histogram branch beside the 16-d CNN embedding
@@ -248,10 +219,6 @@ def test_bad_colour_branch_settings_are_refused(synthetic_root, tmp_path):
                                                             half_weight=0.5))
     with pytest.raises(UserError, match="near_gap must be"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], near_gap=31))
-    with pytest.raises(UserError, match="flip must be one of each, identity"):
-        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], flip="all"))
-    with pytest.raises(UserError, match="columns must be >= 1"):
-        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], columns=0))
     with pytest.raises(UserError, match="occlude_zoom must be >= 1"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], occlude_zoom=0.5))
     assert not (tmp_path / "w.pt").exists()

@@ -27,9 +27,6 @@ from mot.errors import UserError
 from mot.sequence import discover
 
 
-FLIPS = ("each", "identity")
-
-
 @dataclass
 class TrainParams:
     """Everything a training run depends on (saved, with the result, in the weights metadata)."""
@@ -51,8 +48,6 @@ class TrainParams:
     embedding_dim: int = 128
     width: int = 32
     hist_stripes: int = 4         # colour-histogram branch beside the CNN (0: the CNN alone)
-    columns: int = 1              # the CNN map pooled into stripes x columns (2: left and right kept apart)
-    flip: str = "each"            # mirror augmentation: each crop on its own, or "identity": all of one person alike
     hist_share: float = 0.9       # its share of the squared embedding distance
     loss: str = "contrastive"     # contrastive | triplet (batch-hard; collapsed in our CPU budget)
     margin: float = 1.0
@@ -94,10 +89,6 @@ class TrainParams:
             return f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"
         if not 0 <= self.jpeg_prob <= 1 or not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
             return "jpeg_prob must be in [0, 1] and 1 <= jpeg_quality_min <= jpeg_quality_max <= 100"
-        if self.columns < 1:
-            return "columns must be >= 1"
-        if self.flip not in FLIPS:
-            return f"flip must be one of {', '.join(FLIPS)}, got {self.flip!r}"
         if self.hist_stripes < 0:
             return "hist_stripes must be >= 0 (0: no colour branch)"
         if not 0 < self.hist_share < 1:
@@ -200,7 +191,7 @@ def build_model(params: TrainParams, patch: PatchParams, pretrained: str | Path 
     channels = 5 if params.use_flow else 3
     branch = SiameseNet(channels, params.embedding_dim, params.width, hist_stripes=params.hist_stripes,
                         hist_share=params.hist_share, patch=(patch.height, patch.width),
-                        backbone=params.backbone, depth=params.depth, columns=params.columns)
+                        backbone=params.backbone, depth=params.depth)
     net = build_network(params.topology, branch)
     if pretrained is not None:
         if params.backbone != "mobilenetv2":
@@ -283,7 +274,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
             si, rows = sampler.batch()
             crops = train_sets[si]
         x = make_inputs(crops, rows, patch, params.use_flow, rng, *jpeg, params.occlude_prob,
-                        params.occlude_zoom, flip_by_identity=params.flip == "identity")
+                        params.occlude_zoom)
         loss = batch_loss(net, x, torch.from_numpy(crops.ids[rows]), params, rng)
         opt.zero_grad()
         loss.backward()
@@ -321,7 +312,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
                         pretrained=Path(pretrained).name if pretrained else "", jpeg_prob=params.jpeg_prob,
                         near_gap=params.near_gap, half_weight=params.half_weight,
                         min_visibility=params.min_visibility, occlude_prob=params.occlude_prob,
-                        occlude_zoom=params.occlude_zoom, flip=params.flip,
+                        occlude_zoom=params.occlude_zoom,
                         best_iter=best_iter, val_loss=best, stopped_at=it, max_iters=params.max_iters)
     save_weights(out, net, meta)
     return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,

@@ -305,16 +305,14 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
 def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
                 rng: np.random.Generator | None, jpeg_prob: float = 0.0,
                 jpeg_quality: tuple[int, int] = (10, 50), occlude_prob: float = 0.0,
-                occlude_zoom: float = 1.0, flip_by_identity: bool = False) -> torch.Tensor:
+                occlude_zoom: float = 1.0) -> torch.Tensor:
     """Network inputs for cached crops, augmented when ``rng`` is given.
 
     Augmentation: compression (a ``jpeg_prob`` share of the crops re-encoded as JPEG at a quality in
     ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and
     contrast of L, a horizontal flip of patch and flow together (the x flow changes sign), and an
     ``occlude_prob`` share of the patches half hidden behind another person of the batch, magnified
-    up to ``occlude_zoom`` times (:func:`occlude`). With ``flip_by_identity`` every crop of one
-    identity is mirrored alike, so the mirror adds pictures without teaching that a person and their
-    mirror image are one (what tells two overlapping people apart may be which side each is on).
+    up to ``occlude_zoom`` times (:func:`occlude`).
 
     Returns:
         (B, 5 or 3, height, width) float32.
@@ -335,10 +333,6 @@ def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: 
         scale = scale * torch.from_numpy(rng.uniform(0.9, 1.1, b).astype(np.float32))
         shift = torch.from_numpy(rng.uniform(-0.08, 0.08, (b, 2)).astype(np.float32)) * 2 / CONTEXT
         flip = torch.from_numpy(rng.random(b) < 0.5)
-        if flip_by_identity:   # the draw per crop above is kept, so the draws after it stay as they were
-            ids = crops.ids[rows]
-            people, which = np.unique(ids, return_inverse=True)
-            flip = torch.from_numpy((rng.random(len(people)) < 0.5)[which])
         gain = torch.from_numpy(rng.uniform(0.75, 1.25, b).astype(np.float32))
         bias = torch.from_numpy(rng.uniform(-0.3, 0.3, b).astype(np.float32))
         x[:, 0] = x[:, 0] * gain[:, None, None] + bias[:, None, None]
