@@ -60,7 +60,6 @@ class TrainParams:
     min_visibility: float = 0.3   # MOT16/17 boxes less visible than this give no crop (2DMOT2015 has no visibility)
     occlude_prob: float = 0.0     # share of training patches half hidden behind another person of the batch
     occlude_zoom: float = 1.0     # the occluder magnified up to this many times (nearer the camera; 1: same scale)
-    aspect_jitter: float = 0.0    # the box's width alone jittered by exp(+-this) in training (detectors miss in width)
     joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
     jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
     jpeg_quality_min: int = 10
@@ -100,8 +99,6 @@ class TrainParams:
             return "near_gap must be -1 (off) or in [0, max_gap]"
         if not 0 <= self.min_visibility <= 1 or not 0 <= self.occlude_prob <= 1:
             return "min_visibility and occlude_prob must be in [0, 1]"
-        if self.aspect_jitter < 0:
-            return "aspect_jitter must be >= 0 (0: the width scales with the height)"
         if self.occlude_zoom < 1:
             return "occlude_zoom must be >= 1 (1: the occluder at the patch's own scale)"
         if self.half_weight < 0:
@@ -277,7 +274,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
             si, rows = sampler.batch()
             crops = train_sets[si]
         x = make_inputs(crops, rows, patch, params.use_flow, rng, *jpeg, params.occlude_prob,
-                        params.occlude_zoom, params.aspect_jitter)
+                        params.occlude_zoom)
         loss = batch_loss(net, x, torch.from_numpy(crops.ids[rows]), params, rng)
         opt.zero_grad()
         loss.backward()
@@ -315,7 +312,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
                         pretrained=Path(pretrained).name if pretrained else "", jpeg_prob=params.jpeg_prob,
                         near_gap=params.near_gap, half_weight=params.half_weight,
                         min_visibility=params.min_visibility, occlude_prob=params.occlude_prob,
-                        occlude_zoom=params.occlude_zoom, aspect_jitter=params.aspect_jitter,
+                        occlude_zoom=params.occlude_zoom,
                         best_iter=best_iter, val_loss=best, stopped_at=it, max_iters=params.max_iters)
     save_weights(out, net, meta)
     return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,

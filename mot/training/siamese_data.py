@@ -305,12 +305,11 @@ def occlude(x: torch.Tensor, ids: np.ndarray, rng: np.random.Generator, prob: fl
 def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: bool,
                 rng: np.random.Generator | None, jpeg_prob: float = 0.0,
                 jpeg_quality: tuple[int, int] = (10, 50), occlude_prob: float = 0.0,
-                occlude_zoom: float = 1.0, aspect_jitter: float = 0.0) -> torch.Tensor:
+                occlude_zoom: float = 1.0) -> torch.Tensor:
     """Network inputs for cached crops, augmented when ``rng`` is given.
 
     Augmentation: compression (a ``jpeg_prob`` share of the crops re-encoded as JPEG at a quality in
-    ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1, and the width alone
-    scaled by exp(u), u uniform in +-``aspect_jitter``, as detectors' boxes miss mostly in width), brightness and
+    ``jpeg_quality``), box jitter (shift up to 8% of the box, scale 0.9 to 1.1), brightness and
     contrast of L, a horizontal flip of patch and flow together (the x flow changes sign), and an
     ``occlude_prob`` share of the patches half hidden behind another person of the batch, magnified
     up to ``occlude_zoom`` times (:func:`occlude`).
@@ -330,18 +329,15 @@ def make_inputs(crops: CropSet, rows: np.ndarray, patch: PatchParams, use_flow: 
     scale = torch.full((b,), 1.0 / CONTEXT)
     shift = torch.zeros(b, 2)
     flip = torch.zeros(b, dtype=torch.bool)
-    stretch = torch.ones(b)                                    # the width's own scale
     if rng is not None:
         scale = scale * torch.from_numpy(rng.uniform(0.9, 1.1, b).astype(np.float32))
         shift = torch.from_numpy(rng.uniform(-0.08, 0.08, (b, 2)).astype(np.float32)) * 2 / CONTEXT
         flip = torch.from_numpy(rng.random(b) < 0.5)
-        if aspect_jitter > 0:
-            stretch = torch.from_numpy(np.exp(rng.uniform(-aspect_jitter, aspect_jitter, b)).astype(np.float32))
         gain = torch.from_numpy(rng.uniform(0.75, 1.25, b).astype(np.float32))
         bias = torch.from_numpy(rng.uniform(-0.3, 0.3, b).astype(np.float32))
         x[:, 0] = x[:, 0] * gain[:, None, None] + bias[:, None, None]
     theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = torch.where(flip, -scale, scale) * stretch
+    theta[:, 0, 0] = torch.where(flip, -scale, scale)
     theta[:, 1, 1] = scale
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, [b, x.shape[1], patch.height, patch.width], align_corners=False)
