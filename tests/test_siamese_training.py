@@ -33,27 +33,6 @@ def test_sequence_crops_are_cached_with_flow(crops, synthetic_root, tmp_path):
     np.testing.assert_array_equal(cached.tlwh, crops.tlwh)   # the boxes come with a cached read too
 
 
-def test_detector_crops_take_the_matched_detections_boxes(crops, synthetic_root, tmp_path):
-    """det_files: the same rows, identities and frames, each box where the generated (noisy)
-    detector put it when one matches (IoU >= 0.5), a separate cache; a missing file is one line."""
-    det = load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path,
-                              det_files=("det/none.txt", "det/det.txt"))
-    np.testing.assert_array_equal(det.ids, crops.ids)
-    np.testing.assert_array_equal(det.frames, crops.frames)
-    moved = np.abs(det.tlwh - crops.tlwh).max(1) > 0.01
-    assert 0.5 < moved.mean() <= 1.0                    # most people are detected, with other boxes
-    assert not np.array_equal(det.bgr, crops.bgr)       # and cropped there
-    x1 = np.maximum(det.tlwh[:, 0], crops.tlwh[:, 0])
-    x2 = np.minimum(det.tlwh[:, 0] + det.tlwh[:, 2], crops.tlwh[:, 0] + crops.tlwh[:, 2])
-    assert (x2 > x1).all()                              # a moved box still covers its person
-    again = load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path,
-                                det_files=("det/det.txt",))
-    np.testing.assert_array_equal(again.bgr, det.bgr)      # keyed on the file used: read back from its cache
-    assert len(list(tmp_path.glob("SYN-A-*.npz"))) == 1
-    with pytest.raises(UserError, match="none of det/none.txt found"):
-        load_sequence_crops(synthetic_root / "SYN-A", 0, SMALL, FlowParams(), tmp_path, det_files=("det/none.txt",))
-
-
 def test_pk_batches_hold_p_identities_of_k(crops):
     sampler = PKSampler([crops], p=3, k=4, max_gap=10, seed=0)
     _, rows = sampler.batch()

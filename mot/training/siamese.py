@@ -60,7 +60,6 @@ class TrainParams:
     min_visibility: float = 0.3   # MOT16/17 boxes less visible than this give no crop (2DMOT2015 has no visibility)
     occlude_prob: float = 0.0     # share of training patches half hidden behind another person of the batch
     occlude_zoom: float = 1.0     # the occluder magnified up to this many times (nearer the camera; 1: same scale)
-    det_crops: str = ""           # crop boxes where a detector put them: the first of these files (comma-separated) a sequence has
     joint_pairs: int = 64         # pairs per batch for the joint topology (half positive)
     jpeg_prob: float = 0.0        # share of training crops re-encoded as JPEG (compression)
     jpeg_quality_min: int = 10
@@ -126,8 +125,8 @@ def find_sequences(roots: list[Path], names: list[str]) -> list[Path]:
 
 
 def _load_sets(roots: list[Path], names: list[str], start: int, patch: PatchParams, flow: FlowParams,
-               cache: Path, progress: bool, min_visibility: float, det_files: tuple[str, ...] = ()) -> list[CropSet]:
-    return [load_sequence_crops(p, start + i, patch, flow, cache, min_visibility, progress, det_files)
+               cache: Path, progress: bool, min_visibility: float) -> list[CropSet]:
+    return [load_sequence_crops(p, start + i, patch, flow, cache, min_visibility, progress)
             for i, p in enumerate(find_sequences(roots, names))]
 
 
@@ -237,9 +236,8 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     net = build_model(params, patch, pretrained)
 
     roots = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
-    det_files = tuple(f for f in params.det_crops.split(",") if f)
-    train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress, params.min_visibility, det_files)
-    val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress, params.min_visibility, det_files)
+    train_sets = _load_sets(roots, params.train, 0, patch, flow, cache, progress, params.min_visibility)
+    val_sets = _load_sets(roots, params.val, 500, patch, flow, cache, progress, params.min_visibility)
     sampler = PKSampler(train_sets, params.p, params.k, params.max_gap, params.seed, params.near_gap,
                         params.neighbours)
     reid_sampler = None
@@ -314,7 +312,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
                         pretrained=Path(pretrained).name if pretrained else "", jpeg_prob=params.jpeg_prob,
                         near_gap=params.near_gap, half_weight=params.half_weight,
                         min_visibility=params.min_visibility, occlude_prob=params.occlude_prob,
-                        occlude_zoom=params.occlude_zoom, det_crops=params.det_crops,
+                        occlude_zoom=params.occlude_zoom,
                         best_iter=best_iter, val_loss=best, stopped_at=it, max_iters=params.max_iters)
     save_weights(out, net, meta)
     return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,

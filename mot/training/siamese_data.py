@@ -19,14 +19,12 @@ import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
-from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from association.flow import FlowComputer, FlowParams, crop_flow
 from association.patches import PAD_BGR, PatchParams, bgr_to_luv_normalised, crop_resize
 from mot.errors import UserError
-from mot.geometry import iou_matrix_tlwh
-from mot.io import read_detections, read_ground_truth
+from mot.io import read_ground_truth
 from mot.sequence import open_folder
 
 #: Crops are cached this much larger than the box (so jitter shows real surroundings).
@@ -68,31 +66,13 @@ def _enlarge(tlwh: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cache_path(cache_dir: Path, name: str, patch: PatchParams, flow: FlowParams, min_visibility: float,
-                det_file: tuple[str, ...] = ()) -> Path:
-    key = f"{name}|{patch}|{flow}|{CONTEXT}|{min_visibility}|v1" + "".join(f"|det {f}" for f in det_file)
+def _cache_path(cache_dir: Path, name: str, patch: PatchParams, flow: FlowParams, min_visibility: float) -> Path:
+    key = f"{name}|{patch}|{flow}|{CONTEXT}|{min_visibility}|v1"
     return cache_dir / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.npz"
 
 
-def detector_boxes(det_path: Path, gt_tlwh: np.ndarray, per_frame: list[np.ndarray]) -> np.ndarray:
-    """The ground-truth boxes with each one replaced by the detection of ``det_path`` matched to it
-    (Hungarian, IoU >= 0.5, per frame; ``per_frame`` the rows kept in each frame); unmatched boxes stay."""
-    det = read_detections(det_path)
-    out = gt_tlwh.astype(np.float32).copy()
-    for f, rows in enumerate(per_frame, 1):
-        d = det.tlwh[det.frames == f]
-        if not len(rows) or not len(d):
-            continue
-        iou = iou_matrix_tlwh(gt_tlwh[rows], d)
-        a, b = linear_sum_assignment(-np.where(iou >= 0.5, iou, 0.0))
-        hit = iou[a, b] >= 0.5
-        out[rows[a[hit]]] = d[b[hit]]
-    return out
-
-
 def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: FlowParams,
-                        cache_dir: Path, min_visibility: float = 0.3, progress: bool = True,
-                        det_files: tuple[str, ...] = ()) -> CropSet:
+                        cache_dir: Path, min_visibility: float = 0.3, progress: bool = True) -> CropSet:
     """Crops (or reads from the cache) every considered ground-truth box of one sequence.
 
     Args:
@@ -103,8 +83,6 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
         cache_dir: where the ``.npz`` cache lives.
         min_visibility: boxes less visible than this are left out (MOT16/17 ground truth only).
         progress: show a tqdm bar while cropping.
-        det_files: crop each box where a detector put it (:func:`detector_boxes`), from the first of
-            these files (relative to ``seq_dir``) the sequence has; empty: the ground-truth boxes.
     """
     seq = open_folder(seq_dir)
     if seq.gt_path is None:
@@ -117,20 +95,14 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
     # The rows of the crops, in the order they are cut (frame by frame); the boxes are not cached.
     per_frame = [r[keep[r]] for r in map(index.rows, range(1, seq.info.seq_length + 1))]
     order = np.concatenate(per_frame) if per_frame else np.zeros(0, np.int64)
-    boxes, used = gt.tlwh, ()
-    if det_files:
-        found = [f for f in det_files if (seq_dir / f).is_file()]
-        if not found:
-            raise UserError(f"{seq_dir}: none of {', '.join(det_files)} found")
-        boxes, used = detector_boxes(seq_dir / found[0], gt.tlwh, per_frame), (found[0],)
-    path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility, used)
+    path = _cache_path(cache_dir, seq.name, patch, flow, min_visibility)
     if path.is_file():
         z = np.load(path)
         if not (np.array_equal(z["ids"] % 100_000, gt.ids[order]) and np.array_equal(z["frames"], gt.frames[order])):
             raise UserError(f"{path}: cached crops do not match {seq.gt_path} (delete the cache file)")
         # The cache may have been written under another source index: re-base the identities.
         return CropSet(seq.name, z["bgr"], z["flow"], z["ids"] % 100_000 + source * 100_000, z["frames"],
-                       boxes[order].astype(np.float32))
+                       gt.tlwh[order].astype(np.float32))
     ch, cw = context_size(patch)
     computer = FlowComputer(flow)
     bgr, flows = [], []
@@ -142,13 +114,13 @@ def load_sequence_crops(seq_dir: Path, source: int, patch: PatchParams, flow: Fl
         prev = image
         if not len(rows):
             continue
-        big = _enlarge(boxes[rows])
+        big = _enlarge(gt.tlwh[rows])
         bgr.append(crop_resize(image, big, ch, cw, pad_value=PAD_BGR))
         # crop_flow divides by the enlarged box: scale back to the box itself.
         f = crop_flow(field, big, flow, PatchParams(ch // 2, cw // 2)) * CONTEXT
         flows.append(f.astype(np.float16))
     crops = CropSet(seq.name, np.concatenate(bgr), np.concatenate(flows), gt.ids[order] + source * 100_000,
-                    gt.frames[order], boxes[order].astype(np.float32))
+                    gt.frames[order], gt.tlwh[order].astype(np.float32))
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")   # one per process: two trainings may crop at once
     np.savez(tmp, bgr=crops.bgr, flow=crops.flow, ids=crops.ids, frames=crops.frames)
