@@ -7,7 +7,7 @@ kind of box, and how far the detections miss. Score a model only on scenes it ne
 model of appearance_loso.py).
 
     python scripts/appearance_detboxes.py --seqs ../data/mot15/KITTI-17 --det det/det_yolox.txt \\
-        --model nhvo=runs/nhvo/loso_KITTI-17.pt shipped=shipped
+        --model nhvo=runs/nhvo/loso_KITTI-17.pt shipped
 """
 
 from __future__ import annotations
@@ -21,29 +21,24 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from mot.cli import labelled_items
     from mot.errors import UserError
     from mot.io import atomic_write_text
     from mot.sequence import open_sequence
-    from mot.studies.compression_appearance import embedders
+    from mot.studies.compression_appearance import embedders, siamese_models
     from mot.studies.detection_boxes import detection_boxes_text, score_on_detections
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seqs", nargs="+", required=True, help="sequence folders with gt/gt.txt")
     ap.add_argument("--det", default="det/det_yolox.txt", help="detection file, relative to each sequence")
     ap.add_argument("--model", nargs="*", default=[], metavar="LABEL=WEIGHTS",
-                    help="Siamese weights by label ('shipped': mot/weights/siamese.pt)")
+                    help="Siamese weights by label; the word shipped is mot/weights/siamese.pt")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="write the results as JSON")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     results, failed = {}, 0
     try:
-        models = {k: (None if v == "shipped" else v) for k, v in labelled_items(args.model, "--model").items()}
-        for label, path in models.items():
-            if path is not None and not Path(path).is_file():
-                raise UserError(f"{path}: weights for {label} not found")
-        methods = embedders(models)
+        methods = embedders(siamese_models(args.model))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

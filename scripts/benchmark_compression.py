@@ -9,7 +9,7 @@ Example (the numbers in docs/appearance.md, issue 19):
     python scripts/benchmark_compression.py \\
         --gen gen1=../data/mot15/PETS09-S2L1 crf23=/work/h264/crf23/PETS09-S2L1 \\
               crf30=/work/h264/crf30/PETS09-S2L1 \\
-        --model shipped= fold=runs/loso/loso_PETS09.pt --out runs/compression_appearance.json
+        --model shipped fold=runs/loso/loso_PETS09.pt --out runs/compression_appearance.json
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         embedders,
         format_generations,
         score_generations,
+        siamese_models,
     )
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gen", nargs="+", required=True, metavar="LABEL=SEQ",
                     help="generations of one sequence; the first is the reference")
-    ap.add_argument("--model", nargs="*", default=["shipped="], metavar="LABEL=WEIGHTS",
-                    help=f"Siamese weights by label; an empty path is the shipped file (default: {SHIPPED})")
+    ap.add_argument("--model", nargs="*", default=["shipped"], metavar="LABEL=WEIGHTS",
+                    help=f"Siamese weights by label; the word shipped is the shipped file (default: {SHIPPED})")
     ap.add_argument("--no-histogram", action="store_true", help="leave out the LUV colour histogram")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     ap.add_argument("--out", help="write the results as JSON")
@@ -47,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
         gens = labelled_items(args.gen, "--gen")
-        models = {(SHIPPED if k == "shipped" and not v else k): (v or None)
-                  for k, v in labelled_items(args.model, "--model").items()}
+        models = siamese_models(args.model)
         result = score_generations(gens, embedders(models, histogram=not args.no_histogram))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -23,9 +23,11 @@ from mot.studies.compression import (
     psnr_from_mse,
 )
 from mot.studies.compression_appearance import (
+    SHIPPED,
     drift,
     format_generations,
     score_generations,
+    siamese_models,
 )
 
 
@@ -170,3 +172,14 @@ def test_generations_must_share_ground_truth(synthetic_root):
     with pytest.raises(UserError, match="ground truth differs"):
         score_generations({"a": synthetic_root / "SYN-A", "b": synthetic_root / "SYN-B"},
                           {"zero": lambda image, tlwh, prev=None: np.zeros((len(tlwh), 2), np.float32)})
+
+
+def test_model_items_name_the_shipped_file_by_a_word():
+    """--model: LABEL=WEIGHTS, and the word shipped (or shipped=, as older commands write it) for
+    mot/weights/siamese.pt; anything else is a one-line error."""
+    assert siamese_models(["shipped", "fold=runs/a.pt"]) == {SHIPPED: None, "fold": "runs/a.pt"}
+    assert siamese_models(["shipped="]) == {SHIPPED: None}
+    with pytest.raises(UserError, match="--model 'runs/a.pt': expected LABEL=VALUE"):
+        siamese_models(["runs/a.pt"])
+    with pytest.raises(UserError, match="given twice"):
+        siamese_models(["shipped", "shipped="])

@@ -33,13 +33,10 @@ def test_noisy_detections_match_one_to_one(synthetic_root):
     assert not np.allclose(boxes["tlwh"], boxes["det_tlwh"])   # the generated detector is noisy
 
 
-def test_detections_on_the_ground_truth_score_the_same(synthetic_root, tmp_path):
+def test_detections_on_the_ground_truth_score_the_same(seq_copy):
     """A detection file that repeats the ground-truth boxes: both kinds of box give the same scores
     and no misfit; the generated noisy detector gives a misfit."""
-    import shutil
-
-    dst = tmp_path / "SYN-A"
-    shutil.copytree(synthetic_root / "SYN-A", dst)
+    dst = seq_copy
     gt = read_ground_truth(dst / "gt" / "gt.txt")
     keep = gt.consider
     _write_dets(dst / "det" / "det_gt.txt", gt.frames[keep], gt.tlwh[keep])
@@ -56,14 +53,9 @@ def test_detections_on_the_ground_truth_score_the_same(synthetic_root, tmp_path)
     assert "| hist | detection |" in text and "| hist | ground truth |" in text
 
 
-def test_bad_inputs_name_the_file(synthetic_root, tmp_path):
-    seq = open_sequence(synthetic_root / "SYN-A")
+def test_bad_inputs_name_the_file(seq_copy):
     with pytest.raises(UserError, match="det_none.txt: detection file not found"):
-        matched_boxes(seq, "det/det_none.txt")
-    import shutil
-
-    dst = tmp_path / "SYN-A"
-    shutil.copytree(synthetic_root / "SYN-A", dst)
-    _write_dets(dst / "det" / "far.txt", [1], np.array([[5000.0, 5000.0, 10.0, 20.0]]))
+        matched_boxes(open_sequence(seq_copy), "det/det_none.txt")
+    _write_dets(seq_copy / "det" / "far.txt", [1], np.array([[5000.0, 5000.0, 10.0, 20.0]]))
     with pytest.raises(UserError, match="far.txt: no detection overlaps"):
-        matched_boxes(open_sequence(dst), "det/far.txt")
+        matched_boxes(open_sequence(seq_copy), "det/far.txt")

@@ -31,10 +31,24 @@ from mot.studies.appearance import (
     score,
 )
 
-#: The shipped Siamese model's label; ``--model shipped=`` (empty path) selects it.
+#: The shipped Siamese model's label; ``--model shipped`` (or ``shipped=``) selects it.
 SHIPPED = "shipped siamese.pt"
 #: The colour-histogram baseline's label.
 HISTOGRAM = "LUV colour histogram"
+
+
+def siamese_models(items, option: str = "--model") -> dict[str, str | None]:
+    """``LABEL=WEIGHTS`` command-line items as ``{label: weights path}`` for :func:`embedders`; the
+    word ``shipped`` (or ``shipped=``) is ``mot/weights/siamese.pt``, labelled :data:`SHIPPED`.
+
+    Raises:
+        UserError: an item that is neither ``shipped`` nor ``LABEL=WEIGHTS``, or a label given twice.
+    """
+    from mot.cli import labelled_items
+
+    items = ["shipped" if item == "shipped=" else item for item in items]
+    parsed = labelled_items(items, option, bare=lambda item: SHIPPED if item == "shipped" else "")
+    return {label: (None if label == SHIPPED and value == "shipped" else value) for label, value in parsed.items()}
 
 
 def embedders(models: dict[str, str | None], histogram: bool = True, device: str = "cpu") -> dict[str, Embedder]:
