@@ -53,22 +53,29 @@ class SoftHistogram(nn.Module):
     mask (where in a box the person's colours are, shared by all boxes) and summed per stripe. Each
     stripe's histogram is normalised and square-rooted (Hellinger) and the stripes are joined with
     unit norm, so the Euclidean distance of two outputs is the Hellinger distance of the colour
-    distributions. At initialisation the mask is uniform and the layer is a soft, per-stripe
+    distributions. With ``levels`` > 1 the stripes also form a pyramid (as in spatial pyramid
+    matching): level ``l`` joins each ``2^l`` neighbouring stripes into one, so ``stripes``,
+    ``stripes / 2``, ... stripes are histogrammed, each level with the same share of the squared
+    distance. The coarse levels change little when a box's edges move; the fine ones keep the
+    heights apart. At initialisation the mask is uniform and the layer is a soft, per-stripe
     version of the fixed LUV histogram baseline (``association.patches.colour_histograms``, which
     uses two halves).
 
     Args:
-        bins: bins per LUV channel (output ``stripes * bins^3``).
-        stripes: horizontal stripes.
+        bins: bins per LUV channel (output ``(stripes + stripes / 2 + ...) * bins^3``).
+        stripes: horizontal stripes (of the finest level).
         pool: the patch is average-pooled by this factor before voting (cost falls with pool^2).
         height, width: the input patch size (the mask is ``height/pool x width/pool``).
         sharpness: the initial vote sharpness (softplus of the parameter; larger is harder).
+        levels: pyramid levels (1: the stripes alone); ``stripes`` must divide by ``2^(levels-1)``.
     """
 
     def __init__(self, bins: int = 8, stripes: int = 4, pool: int = 2, height: int = 128, width: int = 64,
-                 sharpness: float = 8.0):
+                 sharpness: float = 8.0, levels: int = 1):
         super().__init__()
-        self.bins, self.stripes, self.pool = bins, stripes, pool
+        if levels < 1 or stripes % (1 << (levels - 1)):
+            raise ValueError(f"SoftHistogram: {stripes} stripes do not halve into {levels} pyramid levels")
+        self.bins, self.stripes, self.pool, self.levels = bins, stripes, pool, levels
         h, w = height // pool, width // pool
         # softplus(0.5413) = 1: a uniform mask
         self.mask = nn.Parameter(torch.full((h, w), 0.5413))
@@ -79,10 +86,10 @@ class SoftHistogram(nn.Module):
 
     @property
     def output_dim(self) -> int:
-        return self.stripes * self.bins ** 3
+        return sum(self.stripes >> level for level in range(self.levels)) * self.bins ** 3
 
     def forward(self, luv: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised LUV -> (B, stripes * bins^3) float32 with unit norm."""
+        """(B, 3, H, W) normalised LUV -> (B, output_dim) float32 with unit norm."""
         x = luv.contiguous() * self.std + self.mean           # OpenCV's 8-bit LUV, 0..255 (channels first)
         if self.pool > 1:
             x = F.avg_pool2d(x, self.pool)
@@ -96,11 +103,15 @@ class SoftHistogram(nn.Module):
         weighted = votes[:, 0] * F.softplus(self.mask).reshape(1, 1, h * w)
         lu = (weighted[:, :, None, :] * votes[:, 1, None, :, :]).reshape(b, self.bins ** 2, h * w)
         rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
+        hists = torch.stack([torch.bmm(lu[:, :, rows[s] * w:rows[s + 1] * w],
+                                       votes[:, 2, :, rows[s] * w:rows[s + 1] * w].transpose(1, 2)).reshape(b, -1)
+                             for s in range(self.stripes)], 1)          # (B, stripes, bins^3), not normalised
         parts = []
-        for s in range(self.stripes):
-            p0, p1 = rows[s] * w, rows[s + 1] * w
-            hist = torch.bmm(lu[:, :, p0:p1], votes[:, 2, :, p0:p1].transpose(1, 2)).reshape(b, -1)
-            parts.append(torch.sqrt(hist / hist.sum(1, keepdim=True).clamp(min=1e-6) + 1e-10))
+        for level in range(self.levels):
+            n = self.stripes >> level
+            hist = hists.reshape(b, n, -1, hists.shape[2]).sum(2) if level else hists
+            hist = torch.sqrt(hist / hist.sum(2, keepdim=True).clamp(min=1e-6) + 1e-10)
+            parts.append(hist.reshape(b, -1) / (n ** 0.5 if self.levels > 1 else 1.0))   # unit norm per level
         return F.normalize(torch.cat(parts, 1), dim=1)
 
 
@@ -122,6 +133,7 @@ class SiameseNet(nn.Module):
         stripes: horizontal stripes pooled before the projection.
         hist_stripes: stripes of the colour-histogram branch (0: no such branch).
         hist_bins: its bins per LUV channel.
+        hist_levels: its pyramid levels (1: the stripes alone; :class:`SoftHistogram`).
         hist_share: its share of the squared distance, in (0, 1).
         patch: (height, width) of the input patches (the histogram mask is sized by it).
         backbone: ``plain`` (the five stages above) or ``mobilenetv2`` (the first ``depth`` modules
@@ -131,7 +143,8 @@ class SiameseNet(nn.Module):
 
     def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4,
                  hist_stripes: int = 0, hist_bins: int = 8, hist_share: float = 0.5,
-                 patch: tuple[int, int] = (128, 64), backbone: str = "plain", depth: int = 14):
+                 patch: tuple[int, int] = (128, 64), backbone: str = "plain", depth: int = 14,
+                 hist_levels: int = 1):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
@@ -151,7 +164,7 @@ class SiameseNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d((stripes, 1))
         self.project = nn.Linear(c_out * stripes, embedding_dim)
         self.in_channels = in_channels
-        self.hist = SoftHistogram(hist_bins, hist_stripes, 2, *patch) if hist_stripes > 0 else None
+        self.hist = SoftHistogram(hist_bins, hist_stripes, 2, *patch, levels=hist_levels) if hist_stripes > 0 else None
         self.hist_share = float(hist_share) if self.hist is not None else 0.0
 
     @property
@@ -163,7 +176,8 @@ class SiameseNet(nn.Module):
         return {"in_channels": self.in_channels, "backbone": self.backbone, "depth": self.depth,
                 "embedding_dim": self.project.out_features, "width": self.width,
                 "stripes": self.pool.output_size[0], "hist_stripes": self.hist.stripes if self.hist else 0,
-                "hist_bins": self.hist.bins if self.hist else 0, "hist_share": self.hist_share}
+                "hist_bins": self.hist.bins if self.hist else 0, "hist_share": self.hist_share,
+                "hist_levels": self.hist.levels if self.hist else 1}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float32 patches -> (B, output_dim) float32 L2-normalised embeddings."""
@@ -288,7 +302,7 @@ def build_branch(meta: dict) -> SiameseNet:
     return SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"],
                       meta.get("hist_stripes", 0), meta.get("hist_bins") or 8, meta.get("hist_share", 0.5),
                       (meta["patch_height"], meta["patch_width"]), meta.get("backbone", "plain"),
-                      meta.get("depth", 14))
+                      meta.get("depth", 14), meta.get("hist_levels", 1))
 
 
 def load_weights(path: str | Path) -> tuple[nn.Module, dict]:

@@ -185,6 +185,27 @@ def test_soft_histogram_of_flat_colours():
     assert ((h[0] - h[1]) ** 2).sum() == pytest.approx(1.0, abs=1e-3)
 
 
+def test_soft_histogram_pyramid_joins_its_levels():
+    """With levels = 3 the layer's output is the 4-, 2- and 1-stripe layers' outputs (same mask and
+    sharpness) joined, each level with a third of the squared distance; stripes that do not halve
+    that many times are refused."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 64, 32)
+    layers = [SoftHistogram(bins=4, stripes=s, pool=2, height=64, width=32) for s in (4, 2, 1)]
+    pyramid = SoftHistogram(bins=4, stripes=4, pool=2, height=64, width=32, levels=3)
+    with torch.no_grad():
+        pyramid.mask.copy_(torch.rand_like(pyramid.mask) * 3 - 1)
+        pyramid.sharpness.fill_(2.0)
+        for layer in layers:
+            layer.load_state_dict(pyramid.state_dict())
+        out = pyramid(x)
+        expected = torch.cat([layer(x) for layer in layers], 1) / 3 ** 0.5
+    assert out.shape == (3, (4 + 2 + 1) * 64) == (3, pyramid.output_dim)
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(ValueError, match="6 stripes do not halve into 3 pyramid levels"):
+        SoftHistogram(stripes=6, levels=3)
+
+
 def test_histogram_branch_shares_the_distance():
     """With the colour branch on, the squared distance of two embeddings is hist_share times the
     histogram part's plus (1 - hist_share) times the CNN part's, and gradients reach the mask."""
@@ -206,12 +227,13 @@ def test_histogram_branch_shares_the_distance():
 
 def test_histogram_weights_round_trip(tmp_path):
     torch.manual_seed(0)
-    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.6).eval()
+    net = SiameseNet(3, 16, width=8, hist_stripes=2, hist_share=0.6, hist_levels=2).eval()
     with torch.no_grad():
         net.hist.mask.add_(torch.randn_like(net.hist.mask))
     save_weights(tmp_path / "h.pt", net, network_meta(net, PatchParams(), None))
     again, meta = load_weights(tmp_path / "h.pt")
-    assert meta["hist_stripes"] == 2 and meta["hist_share"] == 0.6
+    assert meta["hist_stripes"] == 2 and meta["hist_share"] == 0.6 and meta["hist_levels"] == 2
+    assert again.output_dim == 16 + (2 + 1) * 512
     x = torch.randn(3, 3, 128, 64)
     with torch.no_grad():
         torch.testing.assert_close(again(x), net(x))

@@ -214,6 +214,9 @@ def test_bad_colour_branch_settings_are_refused(synthetic_root, tmp_path):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_share=1.0))
     with pytest.raises(UserError, match="hist_stripes must be >= 0"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_stripes=-1))
+    with pytest.raises(UserError, match="hist_stripes must halve that many times"):
+        train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_stripes=6,
+                                                            hist_levels=3))
     with pytest.raises(UserError, match="half_weight needs"):
         train(synthetic_root, tmp_path / "w.pt", TrainParams(train=["SYN-A"], val=["SYN-B"], hist_stripes=0,
                                                             half_weight=0.5))

@@ -48,6 +48,7 @@ class TrainParams:
     embedding_dim: int = 128
     width: int = 32
     hist_stripes: int = 4         # colour-histogram branch beside the CNN (0: the CNN alone)
+    hist_levels: int = 1          # its pyramid: hist_stripes, hist_stripes / 2, ... stripes (1: no pyramid)
     hist_share: float = 0.9       # its share of the squared embedding distance
     loss: str = "contrastive"     # contrastive | triplet (batch-hard; collapsed in our CPU budget)
     margin: float = 1.0
@@ -91,6 +92,8 @@ class TrainParams:
             return "jpeg_prob must be in [0, 1] and 1 <= jpeg_quality_min <= jpeg_quality_max <= 100"
         if self.hist_stripes < 0:
             return "hist_stripes must be >= 0 (0: no colour branch)"
+        if self.hist_levels < 1 or (self.hist_stripes and self.hist_stripes % (1 << (self.hist_levels - 1))):
+            return "hist_levels must be >= 1, and hist_stripes must halve that many times"
         if not 0 < self.hist_share < 1:
             return "hist_share must be in (0, 1)"
         if not 0 <= self.stop_after <= self.max_iters:
@@ -191,7 +194,7 @@ def build_model(params: TrainParams, patch: PatchParams, pretrained: str | Path 
     channels = 5 if params.use_flow else 3
     branch = SiameseNet(channels, params.embedding_dim, params.width, hist_stripes=params.hist_stripes,
                         hist_share=params.hist_share, patch=(patch.height, patch.width),
-                        backbone=params.backbone, depth=params.depth)
+                        backbone=params.backbone, depth=params.depth, hist_levels=params.hist_levels)
     net = build_network(params.topology, branch)
     if pretrained is not None:
         if params.backbone != "mobilenetv2":
