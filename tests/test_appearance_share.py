@@ -384,3 +384,85 @@ def test_reid_target_errors_are_one_line(tmp_path, monkeypatch):
                           env={"PYTHONPATH": str(ROOT), "PATH": "", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: --seeds 0: no folder {tmp_path / 'nowhere'}"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_overlapped_flags_boxes_that_overlap_another_of_their_frame():
+    from mot.studies.appearance_loso import overlapped
+
+    frames = np.array([1, 1, 1, 2, 2])
+    tlwh = np.array([[0, 0, 10, 20], [1, 0, 10, 20], [50, 0, 10, 20],    # frame 1: the first two overlap
+                     [0, 0, 10, 20], [30, 0, 10, 20]], np.float32)         # frame 2: boxes at the same places as
+    assert overlapped(frames, tlwh).tolist() == [True, True, False, False, False]   # frame 1's, apart
+    assert not overlapped(frames, tlwh, iou=0.9).any()          # IoU 9/11 = 0.82
+
+
+def _crowded_scene(folder, name, seed, colour_noise=0.5, cnn_noise=0.5):
+    """A saved scene in which people 0 and 1 stand on top of each other (crowded) and 2-5 apart."""
+    _saved_scene(folder, name, colour_noise=colour_noise, cnn_noise=cnn_noise, seed=seed, baseline_noise=0.8)
+    path = folder / f"{name}_{name}.npz"
+    z = dict(np.load(path))
+    z["tlwh"][z["ids"] == 1, 0] = z["tlwh"][z["ids"] == 0, 0] + 2.0
+    np.savez(path, **z)
+
+
+def test_crowd_scorer_at_the_trained_share_scores_as_the_embeddings_do(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+    from mot.studies.appearance import score
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"]})
+    _crowded_scene(tmp_path, "A", seed=1)
+    (boxes, emb), = loso._load_saved(tmp_path, "A", ["A"])
+    scorer = loso.CrowdShareScorer(boxes, emb["recipe"], 32, 0.5, (1, 10))
+    assert scorer.crowd.sum() == 80                       # people 0 and 1 in all 40 frames
+    plain = score(boxes, {"m": emb["recipe"]}, (1, 10))["m"]
+    got = loso.score_pairs(boxes, scorer, (1, 10), max_neg=1 << 62)
+    for g in (1, 10):
+        for k in ("auc", "auc_hard", "rank1", "pos", "queries"):
+            assert got[g][k] == pytest.approx(plain[g][k], abs=1e-6)
+    # another share moves crowded pairs exactly as reweight would, and leaves the others alone
+    scorer.share = 0.9
+    a, b = np.array([0, 0, 2]), np.array([7, 8, 9])       # frame 1 -> 2: (0, 1) crowded, (0, 2), (2, 3) not
+    at_09 = reweight(emb["recipe"], 32, 0.5, 0.9)
+    assert scorer(a, b)[0] == pytest.approx(-np.linalg.norm(at_09[0] - at_09[7]), abs=1e-5)
+    assert scorer(a, b)[1] == pytest.approx(-np.linalg.norm(at_09[0] - at_09[8]), abs=1e-5)
+    assert scorer(a, b)[2] == pytest.approx(-np.linalg.norm(emb["recipe"][2] - emb["recipe"][9]), abs=1e-5)
+
+
+def test_crowd_share_study_chooses_on_the_other_folds(tmp_path, monkeypatch):
+    from mot.studies import appearance_loso as loso
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"], "B": ["B"], "C": ["C"]})
+    _crowded_scene(tmp_path, "A", seed=1, colour_noise=0.3, cnn_noise=3.0)   # colour tells people apart
+    _crowded_scene(tmp_path, "B", seed=2, colour_noise=3.0, cnn_noise=0.3)   # the CNN does
+    _crowded_scene(tmp_path, "C", seed=3, colour_noise=3.0, cnn_noise=0.3)
+    shares = [0.1, 0.5, 0.9]
+    out = loso.crowd_share_study(tmp_path, ["A", "B", "C"], shares, hist_dim=32, gaps=(1, 10))
+    for scene in "ABC":
+        others = [s for s in "ABC" if s != scene]
+        for g in (1, 10):     # the share reported for a scene is the best on the other two, pooled
+            best = None
+            for s in shares:
+                rows = []
+                for o in others:
+                    (boxes, emb), = loso._load_saved(tmp_path, o, [o])
+                    scorer = loso.CrowdShareScorer(boxes, emb["recipe"], 32, 0.5, (1, 10))
+                    scorer.share = s
+                    rows.append({"m": loso.score_pairs(boxes, scorer, (g,), max_neg=1 << 62)})
+                value = loso.share_criterion(loso.pooled(rows)["m"], (g,))
+                if best is None or value > best[1] + 1e-12:
+                    best = (s, value)
+            assert out[scene]["chosen_share_by_gap"][g] == best[0]
+        assert set(out[scene]["wins"]) == {"crowd share (other folds)", "trained share"}
+        assert out[scene]["crowded"] == pytest.approx(80 / 240)
+    assert "pooled" in out and "cells won of 9" in loso.crowd_share_text(out)
+
+
+def test_crowd_share_errors_are_one_line(tmp_path):
+    from mot.studies.appearance_loso import crowd_share_study
+
+    for args, match in (((["KITTI-17"], [0.5]), "at least two scenes"),
+                        ((["KITTI-17", "TUD-Campus"], [0.5, 1.5]), "shares must be in"),
+                        ((["KITTI-17", "TUD-Campus"], [0.5]), "no saved embeddings")):
+        with pytest.raises(UserError, match=match) as info:
+            crowd_share_study(tmp_path, *args)
+        assert "\n" not in str(info.value)

@@ -530,6 +530,130 @@ def choose_recipe_on_other_folds(folders: dict[str, str | Path], scenes: list[st
     return out
 
 
+def overlapped(frames: np.ndarray, tlwh: np.ndarray, iou: float = 0.5) -> np.ndarray:
+    """(M,) bool: each box overlaps another box of its own frame by more than ``iou``."""
+    from mot.geometry import iou_matrix_tlwh
+
+    out = np.zeros(len(frames), bool)
+    for f in np.unique(frames):
+        rows = np.flatnonzero(frames == f)
+        if len(rows) > 1:
+            m = iou_matrix_tlwh(tlwh[rows], tlwh[rows])
+            np.fill_diagonal(m, 0.0)
+            out[rows] = m.max(1) > iou
+    return out
+
+
+class CrowdShareScorer:
+    """Pair scores of saved embeddings with the colour share of a pair decided by crowding.
+
+    A pair in which either box is :func:`overlapped` is compared at colour share ``share``, every
+    other pair at the trained share (what :func:`reweight` does to all pairs). Both parts' squared
+    distances are computed once for every pair one gap apart, so scoring many shares costs one pass.
+    A scorer for :func:`score_pairs` (similarity: minus the distance); set ``share`` between calls.
+    """
+
+    def __init__(self, boxes: dict, emb: np.ndarray, hist_dim: int, trained_share: float, gaps,
+                 iou: float = 0.5):
+        from mot.studies.appearance import gap_pairs
+
+        self.crowd = overlapped(boxes["frames"], boxes["tlwh"], iou)
+        self.trained, self.share, self.m = trained_share, trained_share, len(emb)
+        keys, colour, cnn = [], [], []
+        for g in gaps:   # every pair any cell at these gaps compares is one gap apart, earlier box first
+            a, b, _ = gap_pairs(boxes["frames"], boxes["ids"], g)
+            keys.append(a * self.m + b)
+            colour.append(((emb[a, :hist_dim] - emb[b, :hist_dim]) ** 2).sum(1))
+            cnn.append(((emb[a, hist_dim:] - emb[b, hist_dim:]) ** 2).sum(1))
+        keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        self.keys, first = np.unique(keys, return_index=True)
+        self.colour = np.concatenate(colour)[first] if len(first) else np.zeros(0)
+        self.cnn = np.concatenate(cnn)[first] if len(first) else np.zeros(0)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(self.keys, a * self.m + b)
+        crowded = self.crowd[a] | self.crowd[b]
+        w_colour = np.where(crowded, self.share / self.trained, 1.0)
+        w_cnn = np.where(crowded, (1 - self.share) / (1 - self.trained), 1.0)
+        return -np.sqrt(w_colour * self.colour[i] + w_cnn * self.cnn[i])
+
+
+def crowd_share_study(folder: str | Path, scenes: list[str], shares, hist_dim: int = 2048,
+                      trained_share: float = 0.5, iou: float = 0.5, gaps=(1, 10, 30)) -> dict:
+    """The colour share of crowded pairs (either box overlapped), chosen per gap on the other folds.
+
+    A tracker knows which boxes overlap another, and where they do, crops of different people share
+    their pixels. Each scene's saved left-out embeddings (``run_loso(keep=...)``) are scored with
+    crowded pairs at each share and the others at the trained share; the share reported for scene X
+    at gap g is the one with the best :func:`share_criterion` at g pooled over the other scenes
+    (X's own scores never take part).
+
+    Returns:
+        ``{scene: {"chosen_share_by_gap", "scores", "wins", "crowded"}, "pooled": {...}}``: ``scores``
+        rows ``crowd share (other folds)``, ``trained share`` and the baselines; ``wins`` the cells
+        each of the first two wins against both baselines; ``crowded`` the fraction of boxes overlapped.
+
+    Raises:
+        UserError: fewer than two scenes, a share outside [0, 1], a trained share outside (0, 1), or
+            missing embeddings.
+    """
+    from mot.errors import UserError
+
+    if len(scenes) < 2:
+        raise UserError("choosing on the other folds needs at least two scenes")
+    if not all(0 <= s <= 1 for s in shares) or not 0 < trained_share < 1:
+        raise UserError(f"shares must be in [0, 1] and the trained share in (0, 1), got {list(shares)}, "
+                        f"{trained_share:g}")
+    per_seq, crowded = {}, {}
+    for scene in scenes:
+        per_seq[scene], n = [], []
+        for boxes, emb in _load_saved(Path(folder), scene, SCORED[scene]):
+            scorer = CrowdShareScorer(boxes, emb["recipe"], hist_dim, trained_share, gaps, iou)
+            n.append(scorer.crowd)
+            row = {}
+            for s in dict.fromkeys([trained_share, *shares]):
+                scorer.share = s
+                row[s] = score_pairs(boxes, scorer, gaps, max_neg=1 << 62)
+            row.update({name: score(boxes, {name: emb[b]}, gaps)[name] for b, name in BASELINES.items()})
+            per_seq[scene].append(row)
+        crowded[scene] = float(np.concatenate(n).mean())
+    out, chosen_rows = {}, []
+    for scene in scenes:
+        others = [seq for other in scenes if other != scene for seq in per_seq[other]]
+        by_gap = {g: choose_share({s: pooled([{"m": seq[s]} for seq in others])["m"] for s in shares}, (g,))
+                  for g in gaps}
+        seqs = [{"crowd share (other folds)": {g: seq[by_gap[g]][g] for g in gaps},
+                 "trained share": seq[trained_share], **{name: seq[name] for name in BASELINES.values()}}
+                for seq in per_seq[scene]]
+        chosen_rows += seqs
+        scores = seqs[0] if len(seqs) == 1 else pooled(seqs)
+        base = [scores[name] for name in BASELINES.values()]
+        out[scene] = {"chosen_share_by_gap": by_gap, "scores": scores, "crowded": crowded[scene],
+                      "wins": {row: wins(scores[row], base, gaps) for row in ("crowd share (other folds)",
+                                                                              "trained share")}}
+    scores = pooled(chosen_rows)
+    base = [scores[name] for name in BASELINES.values()]
+    out["pooled"] = {"scores": scores, "wins": {row: wins(scores[row], base, gaps)
+                                                for row in ("crowd share (other folds)", "trained share")}}
+    return out
+
+
+def crowd_share_text(result: dict) -> str:
+    """:func:`crowd_share_study`'s result: per scene (pooled first) the shares, cells won and table."""
+    from mot.studies.appearance import format_table
+
+    parts = []
+    for scene in ["pooled", *[s for s in result if s != "pooled"]]:
+        r = result[scene]
+        won = ", ".join(f"{row} {n}" for row, n in r["wins"].items())
+        head = f"{scene}: cells won of 9 against both baselines: {won}"
+        if scene != "pooled":
+            head += (f"; crowded share per gap {' / '.join(f'{s:g}' for s in r['chosen_share_by_gap'].values())}"
+                     f"; {100 * r['crowded']:.1f}% of boxes overlapped")
+        parts.append(f"{head}\n{format_table(r['scores'], tuple(next(iter(r['scores'].values()))))}")
+    return "\n\n".join(parts)
+
+
 def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "sweep", hist_dim: int = 2048,
                 trained_share: float = 0.5) -> dict:
     """``scripts/appearance_share_sweep.py``: one of the studies of saved embeddings above, checked.
