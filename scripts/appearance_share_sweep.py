@@ -10,13 +10,9 @@ the validation scene by ``appearance_loso.py --hist-share``).
 --choose validation repeats appearance_loso.py's choice on each fold's saved validation embeddings
 with the --shares grid (one share, and one per gap) and scores the left-out scene with it;
 --choose other-folds chooses each scene's share on the other scenes' left-out embeddings, pooled
-(the reported scene's scores never take part):
+(the reported scene's scores never take part); --choose crowd that way, per gap, the share of crowded
+pairs only (either box overlapping another by IoU above --crowd-iou), the others at the trained one:
     python scripts/appearance_share_sweep.py --embeddings runs/emb --choose other-folds
---choose crowd changes the share only of crowded pairs (either box overlapping another box of its
-frame by IoU above --crowd-iou, as a tracker can tell from the detections), chosen per gap on the
-other scenes' left-out embeddings; other pairs keep the trained share:
-    python scripts/appearance_share_sweep.py --embeddings runs/emb --choose crowd --hist-dim 15360 \
-        --shares 0.5 0.6 0.7 0.8 0.9 0.95 1
 
 --recipes LABEL=DIR [...] compares training recipes instead of shares: each DIR is what
 ``appearance_loso.py --keep-embeddings`` saved for one recipe (every scene left out in turn), and
@@ -41,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from mot.errors import UserError
     from mot.io import atomic_write_text
     from mot.cli import labelled_items
-    from mot.studies.appearance_loso import (SCENES, crowd_share_study, crowd_share_text, recipe_study, seed_study,
-                                             seed_study_text, share_study, share_study_text)
+    from mot.studies.appearance_loso import (SCENES, recipe_study, seed_study, seed_study_text, share_study,
+                                             share_study_text)
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--embeddings", help="folder written by appearance_loso.py --keep-embeddings")
@@ -52,11 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="one recipe, several seeds: each seed's --keep-embeddings folder")
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--shares", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
-    ap.add_argument("--choose", choices=["validation", "other-folds", "crowd"],
-                    help="choose the share (default: a sweep); crowd: the share of crowded pairs only, per gap, "
-                         "on the other folds")
-    ap.add_argument("--crowd-iou", type=float, default=0.5,
-                    help="with --choose crowd: a box overlapping another of its frame by more than this is crowded")
+    ap.add_argument("--choose", choices=["validation", "other-folds", "crowd"], help="choose the share (default: a sweep)")
+    ap.add_argument("--crowd-iou", type=float, default=0.5, help="--choose crowd: IoU above which a box is crowded")
     ap.add_argument("--hist-dim", type=int, default=2048, help="the colour layer's output size (stripes x 512)")
     ap.add_argument("--trained-share", type=float, default=0.5, help="the share the embeddings were saved at")
     ap.add_argument("--out", help="write the results as JSON")
@@ -71,16 +64,13 @@ def main(argv: list[str] | None = None) -> int:
             result, mode = seed_study(labelled_items(args.seeds, "--seeds"), args.scenes), "seeds"
         elif args.recipes:
             result, mode = recipe_study(labelled_items(args.recipes, "--recipes"), args.scenes), "recipes"
-        elif mode == "crowd":
-            result = crowd_share_study(args.embeddings, args.scenes, args.shares, args.hist_dim, args.trained_share,
-                                       args.crowd_iou)
         else:
-            result = share_study(args.embeddings, args.scenes, args.shares, mode, args.hist_dim, args.trained_share)
+            result = share_study(args.embeddings, args.scenes, args.shares, mode, args.hist_dim, args.trained_share,
+                                 args.crowd_iou)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = {"seeds": seed_study_text, "crowd": crowd_share_text}.get(mode)
-    print(text(result) if text else share_study_text(result, mode))
+    print(seed_study_text(result) if mode == "seeds" else share_study_text(result, mode))
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=1, default=str))
     return 0

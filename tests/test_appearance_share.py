@@ -454,7 +454,10 @@ def test_crowd_share_study_chooses_on_the_other_folds(tmp_path, monkeypatch):
             assert out[scene]["chosen_share_by_gap"][g] == best[0]
         assert set(out[scene]["wins"]) == {"crowd share (other folds)", "trained share"}
         assert out[scene]["crowded"] == pytest.approx(80 / 240)
-    assert "pooled" in out and "cells won of 9" in loso.crowd_share_text(out)
+    assert "pooled" in out and "cells won of 6" in loso.crowd_share_text(out)
+    with pytest.raises(UserError, match="does not split") as info:     # the colour part is 32 of 40 numbers
+        loso.crowd_share_study(tmp_path, ["A", "B", "C"], shares, hist_dim=40, gaps=(1, 10))
+    assert "\n" not in str(info.value)
 
 
 def test_crowd_share_errors_are_one_line(tmp_path):

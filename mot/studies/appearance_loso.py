@@ -555,20 +555,24 @@ class CrowdShareScorer:
 
     def __init__(self, boxes: dict, emb: np.ndarray, hist_dim: int, trained_share: float, gaps,
                  iou: float = 0.5):
+        from mot.errors import UserError
         from mot.studies.appearance import gap_pairs
 
+        if not 0 < hist_dim < emb.shape[1]:
+            raise UserError(f"--hist-dim {hist_dim} does not split embeddings of {emb.shape[1]} numbers "
+                            "(the colour layer's output comes first: stripes x 512)")
         self.crowd = overlapped(boxes["frames"], boxes["tlwh"], iou)
         self.trained, self.share, self.m = trained_share, trained_share, len(emb)
-        keys, colour, cnn = [], [], []
-        for g in gaps:   # every pair any cell at these gaps compares is one gap apart, earlier box first
-            a, b, _ = gap_pairs(boxes["frames"], boxes["ids"], g)
-            keys.append(a * self.m + b)
-            colour.append(((emb[a, :hist_dim] - emb[b, :hist_dim]) ** 2).sum(1))
-            cnn.append(((emb[a, hist_dim:] - emb[b, hist_dim:]) ** 2).sum(1))
-        keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-        self.keys, first = np.unique(keys, return_index=True)
-        self.colour = np.concatenate(colour)[first] if len(first) else np.zeros(0)
-        self.cnn = np.concatenate(cnn)[first] if len(first) else np.zeros(0)
+        # every pair any cell at these gaps compares is one gap apart, the earlier box first
+        pairs = [gap_pairs(boxes["frames"], boxes["ids"], g)[:2] for g in gaps]
+        a = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
+        b = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
+        self.keys, first = np.unique(a * self.m + b, return_index=True)
+        a, b = a[first], b[first]
+        self.colour, self.cnn = np.zeros(len(a)), np.zeros(len(a))
+        for s in range(0, len(a), 2048):   # in chunks: a 16-stripe colour part is 15,360 numbers a box
+            d = (emb[a[s:s + 2048]] - emb[b[s:s + 2048]]) ** 2
+            self.colour[s:s + 2048], self.cnn[s:s + 2048] = d[:, :hist_dim].sum(1), d[:, hist_dim:].sum(1)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         i = np.searchsorted(self.keys, a * self.m + b)
@@ -646,21 +650,23 @@ def crowd_share_text(result: dict) -> str:
     for scene in ["pooled", *[s for s in result if s != "pooled"]]:
         r = result[scene]
         won = ", ".join(f"{row} {n}" for row, n in r["wins"].items())
-        head = f"{scene}: cells won of 9 against both baselines: {won}"
+        gaps = tuple(next(iter(r["scores"].values())))
+        head = f"{scene}: cells won of {3 * len(gaps)} against both baselines: {won}"
         if scene != "pooled":
             head += (f"; crowded share per gap {' / '.join(f'{s:g}' for s in r['chosen_share_by_gap'].values())}"
                      f"; {100 * r['crowded']:.1f}% of boxes overlapped")
-        parts.append(f"{head}\n{format_table(r['scores'], tuple(next(iter(r['scores'].values()))))}")
+        parts.append(f"{head}\n{format_table(r['scores'], gaps)}")
     return "\n\n".join(parts)
 
 
 def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "sweep", hist_dim: int = 2048,
-                trained_share: float = 0.5) -> dict:
+                trained_share: float = 0.5, crowd_iou: float = 0.5) -> dict:
     """``scripts/appearance_share_sweep.py``: one of the studies of saved embeddings above, checked.
 
     Args:
         mode: ``sweep`` (:func:`share_sweep` per scene), ``validation`` (:func:`choose_saved` per
-            scene) or ``other-folds`` (:func:`choose_on_other_folds`).
+            scene), ``other-folds`` (:func:`choose_on_other_folds`) or ``crowd``
+            (:func:`crowd_share_study`, crowded above ``crowd_iou``).
 
     Returns:
         Per scene the study's result; the choosing modes add ``pooled`` (every scored sequence).
@@ -678,6 +684,8 @@ def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "swee
         raise UserError(f"the trained share must be in (0, 1), got {trained_share:g}")
     if mode == "sweep":
         return {scene: share_sweep(folder, scene, hist_dim, trained_share, shares) for scene in scenes}
+    if mode == "crowd":
+        return crowd_share_study(folder, scenes, shares, hist_dim, trained_share, crowd_iou)
     if mode == "validation":
         result = {scene: choose_saved(folder, scene, hist_dim, trained_share, shares) for scene in scenes}
     elif mode == "other-folds":
@@ -685,7 +693,7 @@ def share_study(folder: str | Path, scenes: list[str], shares, mode: str = "swee
             raise UserError("choosing on the other folds needs at least two scenes")
         result = choose_on_other_folds(folder, scenes, hist_dim, trained_share, shares)
     else:
-        raise UserError(f"unknown study {mode!r} (sweep, validation, other-folds)")
+        raise UserError(f"unknown study {mode!r} (sweep, validation, other-folds, crowd)")
     result["pooled"] = pooled([s for r in result.values() for s in r.pop("sequences")])
     return result
 
@@ -821,6 +829,8 @@ def share_study_text(result: dict, mode: str = "sweep") -> str:
 
     if mode == "sweep":
         return "\n\n".join(f"{scene}\n{format_table(rows)}" for scene, rows in result.items())
+    if mode == "crowd":
+        return crowd_share_text(result)
     parts = [f"pooled\n{format_table(result['pooled'])}"]
     for scene, r in result.items():
         if scene != "pooled" and mode == "recipes":
