@@ -426,6 +426,8 @@ def test_crowd_scorer_at_the_trained_share_scores_as_the_embeddings_do(tmp_path,
     assert scorer(a, b)[0] == pytest.approx(-np.linalg.norm(at_09[0] - at_09[7]), abs=1e-5)
     assert scorer(a, b)[1] == pytest.approx(-np.linalg.norm(at_09[0] - at_09[8]), abs=1e-5)
     assert scorer(a, b)[2] == pytest.approx(-np.linalg.norm(emb["recipe"][2] - emb["recipe"][9]), abs=1e-5)
+    with pytest.raises(ValueError, match="not one of the given gaps"):
+        scorer(np.array([0]), np.array([6 * 5]))          # frame 1 -> 6: five frames apart
 
 
 def test_crowd_share_study_chooses_on_the_other_folds(tmp_path, monkeypatch):

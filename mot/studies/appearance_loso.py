@@ -575,7 +575,10 @@ class CrowdShareScorer:
             self.colour[s:s + 2048], self.cnn[s:s + 2048] = d[:, :hist_dim].sum(1), d[:, hist_dim:].sum(1)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(self.keys, a * self.m + b)
+        key = a * self.m + b
+        i = np.minimum(np.searchsorted(self.keys, key), max(len(self.keys) - 1, 0))
+        if len(key) and (not len(self.keys) or not np.array_equal(self.keys[i], key)):
+            raise ValueError("CrowdShareScorer: a pair that is not one of the given gaps apart")
         crowded = self.crowd[a] | self.crowd[b]
         w_colour = np.where(crowded, self.share / self.trained, 1.0)
         w_cnn = np.where(crowded, (1 - self.share) / (1 - self.trained), 1.0)
