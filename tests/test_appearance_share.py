@@ -467,6 +467,7 @@ def test_crowd_share_errors_are_one_line(tmp_path):
 
     for args, match in (((["KITTI-17"], [0.5]), "at least two scenes"),
                         ((["KITTI-17", "TUD-Campus"], [0.5, 1.5]), "shares must be in"),
+                        ((["KITTI-17", "TUD-Campus"], [0.5], 2048, 0.5, 1.5), "crowd-iou must be in"),
                         ((["KITTI-17", "TUD-Campus"], [0.5]), "no saved embeddings")):
         with pytest.raises(UserError, match=match) as info:
             crowd_share_study(tmp_path, *args)

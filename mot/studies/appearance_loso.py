@@ -601,8 +601,8 @@ def crowd_share_study(folder: str | Path, scenes: list[str], shares, hist_dim: i
         each of the first two wins against both baselines; ``crowded`` the fraction of boxes overlapped.
 
     Raises:
-        UserError: fewer than two scenes, a share outside [0, 1], a trained share outside (0, 1), or
-            missing embeddings.
+        UserError: fewer than two scenes, a share outside [0, 1], a trained share outside (0, 1), an
+            IoU outside [0, 1), or missing embeddings.
     """
     from mot.errors import UserError
 
@@ -611,6 +611,8 @@ def crowd_share_study(folder: str | Path, scenes: list[str], shares, hist_dim: i
     if not all(0 <= s <= 1 for s in shares) or not 0 < trained_share < 1:
         raise UserError(f"shares must be in [0, 1] and the trained share in (0, 1), got {list(shares)}, "
                         f"{trained_share:g}")
+    if not 0 <= iou < 1:
+        raise UserError(f"--crowd-iou must be in [0, 1), got {iou:g}")
     per_seq, crowded = {}, {}
     for scene in scenes:
         per_seq[scene], n = [], []
