@@ -27,12 +27,15 @@ class FeatureContext:
         frame: the current 1-based frame number.
         fps: the sequence's frame rate; time features are in seconds so that they mean the same at
             any frame rate.
+        crowd: the colour share of crowded pairs (``association.crowd.CrowdShare``) the Siamese
+            gallery distances use, or None (plain cosine distances).
     """
 
     tracks: list
     detections: Detections
     frame: int
     fps: float = 30.0
+    crowd: object = None
     shared: dict = field(default_factory=dict, repr=False)   # what several features read, computed once
 
     @cached_property
@@ -79,27 +82,48 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
 
     Every track's gallery is compared in one matrix product, kept in ``ctx.shared`` for the other
     feature that reduces the same distances (``appearance_min`` and ``appearance_mean``,
-    ``colour_min`` and ``colour_mean``)."""
+    ``colour_min`` and ``colour_mean``). With ``ctx.crowd`` and ``extras["crowded"]``, the whole
+    Siamese embeddings are compared with crowded pairs at their gap's colour share
+    (``association.crowd.CrowdShare.distances``)."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
     key = ("gallery distances", extra, gallery_key, tail)
     if key not in ctx.shared:
-        galleries = [getattr(t.appearance, gallery_key) if t.appearance is not None else None for t in ctx.tracks]
+        states = [t.appearance for t in ctx.tracks]
+        galleries = [getattr(st, gallery_key) if st is not None else None for st in states]
         sizes = np.array([len(g) if g else 0 for g in galleries])
         rows = [row for g in galleries if g for row in g]
         dist = None
         if rows:
             g = np.asarray(rows, np.float32)                   # (sum of G, E), L2-normalised
-            if tail:
-                g = unit_tail(g, emb.shape[1])
-            dist = 1.0 - g @ emb.T                             # (sum of G, D)
+            crowded = ctx.detections.extras.get("crowded")
+            if ctx.crowd is not None and crowded is not None and extra == "embeddings" and not tail:
+                frames, flags = _row_frames(states, galleries, ctx.frame)
+                dist = ctx.crowd.distances(g, frames, flags, emb, crowded, ctx.frame)
+            else:
+                if tail:
+                    g = unit_tail(g, emb.shape[1])
+                dist = 1.0 - g @ emb.T                         # (sum of G, D)
         ctx.shared[key] = (dist, np.concatenate([[0], np.cumsum(sizes)]))
     dist, starts = ctx.shared[key]
     for i in np.flatnonzero(np.diff(starts)):
         out[i] = reduce(dist[starts[i]:starts[i + 1]], axis=0)  # (D,)
     return out
+
+
+def _row_frames(states, galleries, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of G,) int frames and bool crowded flags of every gallery row, in ``galleries``' order; a
+    state without them (built before they were kept) has its rows not crowded."""
+    frames, flags = [], []
+    for st, gal in zip(states, galleries):
+        if not gal:
+            continue
+        known = len(st.frames) == len(gal) == len(st.crowded)
+        frames += list(st.frames) if known else [frame] * len(gal)
+        flags += list(st.crowded) if known else [False] * len(gal)
+    return np.asarray(frames, np.int64), np.asarray(flags, bool)
 
 
 def appearance_min(ctx):

@@ -25,11 +25,15 @@ class AppearanceGallery:
         gallery: the track's recent Siamese embeddings, (E,) float32 unit rows, newest last.
         ema: (E,) float32 moving average of the embeddings (not normalised), or None.
         colour_gallery: the track's recent LUV colour histograms, (H,) float32 each.
+        frames: the frame of each ``gallery`` row, and ``crowded`` whether its box overlapped another
+            there (for ``association.crowd.CrowdShare``; both empty for a gallery built without them).
     """
 
     gallery: deque
     colour_gallery: deque
     ema: np.ndarray | None = None
+    frames: deque = field(default_factory=deque)
+    crowded: deque = field(default_factory=deque)
 
 
 @dataclass
@@ -97,6 +101,8 @@ class LearnedAssociation:
         self._previous_image = None
         if self.uses_appearance:
             self.embedder = build_appearance_model(params.appearance, runtime)
+        #: the colour share of crowded pairs (``association.crowd.CrowdShare``), or None (off)
+        self.crowd = self.embedder.crowd if self.embedder is not None else None
         self.adaptation = adaptation_params(params.adaptation)
 
     def adapt(self, rows, frames) -> dict:
@@ -108,24 +114,28 @@ class LearnedAssociation:
     def _load_matcher(self) -> Matcher | None:
         return Matcher.load(resolve_weights(self.params.matcher), self.params.features)
 
-    def prepare(self, detections: Detections, image, frame: int) -> Detections:
+    def prepare(self, detections: Detections, image, frame: int, tracks=()) -> Detections:
         """Attaches ``extras["embeddings"]`` (D, E) float32 when the Siamese features are on (and
         their CNN parts, ``extras["cnn_embeddings"]``, for ``cnn_min``, which reads the tracks'
-        galleries' CNN parts off the same rows) and ``extras["histograms"]``
-        (D, H) float32 when the colour features are."""
+        galleries' CNN parts off the same rows; with a crowd share, ``extras["crowded"]`` (D,) bool,
+        which boxes overlap another detection or two of the live ``tracks``' predicted boxes) and
+        ``extras["histograms"]`` (D, H) float32 when the colour features are."""
         extras = {}
         if self.embedder is not None:
             extras["embeddings"] = self.embedder.embed(image, detections.tlwh, self._previous_image)
             self._previous_image = image
             if self.uses_cnn:
                 extras["cnn_embeddings"] = self.embedder.cnn_part(extras["embeddings"])
+            if self.crowd is not None:
+                predicted = np.array([t.predict(frame) for t in tracks], np.float32).reshape(-1, 4)
+                extras["crowded"] = self.crowd.crowded(detections.tlwh, predicted)
         if self.uses_colour:
             extras["histograms"] = colour_histograms(image, detections.tlwh)
         return detections.with_extras(**extras) if extras else detections
 
     def cost(self, tracks: list, detections: Detections, frame: int, image=None) -> np.ndarray:
         """(T, D) float32: -log P(same); gated pairs are +inf."""
-        ctx = FeatureContext(tracks, detections, frame, self.fps)
+        ctx = FeatureContext(tracks, detections, frame, self.fps, crowd=self.crowd)
         return self.pair_cost(compute(self.params.features, ctx), self.gate(ctx))
 
     def gate(self, ctx: FeatureContext) -> np.ndarray:
@@ -154,12 +164,16 @@ class LearnedAssociation:
         state = track.appearance
         if state is None:
             size = self.params.gallery_size
-            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size))
+            state = track.appearance = AppearanceGallery(deque(maxlen=size), deque(maxlen=size),
+                                                         frames=deque(maxlen=size), crowded=deque(maxlen=size))
         if hist is not None:
             state.colour_gallery.append(hist[index])
         if emb is None:
             return
         e = np.asarray(emb[index], np.float32)
         state.gallery.append(e)
+        state.frames.append(int(frame))
+        crowded = detections.extras.get("crowded")
+        state.crowded.append(bool(crowded[index]) if crowded is not None else False)
         old = state.ema
         state.ema = e if old is None else self.params.ema * old + (1 - self.params.ema) * e

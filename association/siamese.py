@@ -354,12 +354,22 @@ class AppearanceParams:
     # None keeps the share the weights were trained with; a value in [0, 1] re-weights the two parts
     # at inference without retraining (weights with a colour layer only; 1: colour only, 0: CNN only).
     hist_share: float | None = None
+    # The colour share of crowded pairs by frame gap, {gap: share} (association/crowd.py): None keeps
+    # the table in the weights' metadata (none: off), {} switches it off. Weights with a colour layer only.
+    crowd_share: dict | None = None
+    crowd_iou: float = 0.5        # a box overlapping another of its frame by more than this is crowded
 
     def validate(self):
+        from association.crowd import check_table
+
         if self.batch_size < 1:
             return "batch_size must be >= 1"
         if self.hist_share is not None and not 0 <= self.hist_share <= 1:
             return f"hist_share must be in [0, 1] or null, got {self.hist_share}"
+        if not 0 <= self.crowd_iou < 1:
+            return f"crowd_iou must be in [0, 1), got {self.crowd_iou}"
+        if self.crowd_share is not None:
+            return check_table(self.crowd_share)
         return None
 
 
@@ -374,7 +384,8 @@ class AppearanceModel:
 
     Raises:
         UserError: unreadable weights, ``use_flow=True`` with weights trained without flow, an invalid
-            ``hist_share`` or one given for weights without a colour layer.
+            ``hist_share`` or ``crowd_share`` given for weights without a colour layer, or a
+            ``crowd_share`` table in the metadata that :func:`association.crowd.check_table` refuses.
     """
 
     def __init__(self, params: AppearanceParams | None = None, device: str = "auto"):
@@ -397,6 +408,8 @@ class AppearanceModel:
                 raise UserError(f"{path}: appearance hist_share={self.params.hist_share}, but these weights "
                                 f"have no colour layer")
             branch.hist_share = float(self.params.hist_share)
+        #: the colour share of crowded pairs (``association.crowd.CrowdShare``), or None (off)
+        self.crowd = self._crowd_share(path, branch)
         # Inference only: batch norms folded into the convolutions, channels-last (faster on a CPU).
         self.net = fuse_batch_norm(branch).to(self.device, memory_format=torch.channels_last)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])
@@ -409,6 +422,23 @@ class AppearanceModel:
         self.flow = FlowComputer(self.flow_params) if self.use_flow else None
         #: seconds spent in the last call, by stage (flow, patches, network)
         self.timing: dict[str, float] = {}
+
+    def _crowd_share(self, path, branch):
+        from association.crowd import CrowdShare, check_table
+
+        table = self.params.crowd_share
+        if table is None:
+            table = self.meta.get("crowd_share")
+            problem = check_table(table) if table is not None else None
+            if problem:
+                raise UserError(f"{path}: metadata {problem}")
+        elif table and (branch.hist is None or not 0 < branch.hist_share < 1):
+            raise UserError(f"{path}: appearance crowd_share is set, but these weights have no colour layer "
+                            f"or it has all the distance or none (hist_share {branch.hist_share:g})")
+        if not table or branch.hist is None or not 0 < branch.hist_share < 1:
+            return None
+        hist_dim = branch.output_dim - branch.project.out_features
+        return CrowdShare.from_table(table, branch.hist_share, hist_dim, self.params.crowd_iou)
 
     @property
     def embedding_dim(self) -> int:

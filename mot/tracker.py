@@ -170,8 +170,9 @@ class TrackManager:
 
     - ``max_cost``: the gate; pairs costing more never link.
     - ``cost(tracks, detections, frame, image) -> (T, D) float32``.
-    - optional ``prepare(detections, image, frame) -> Detections``: called once per frame before any
-      matching (for example to attach appearance embeddings as ``detections.extras``).
+    - optional ``prepare(detections, image, frame, tracks) -> Detections``: called once per frame
+      before any matching, with the live tracks (read only), for example to attach appearance
+      embeddings as ``detections.extras``.
     - optional ``observe(track, detections, index, frame)``: called when detection ``index`` is
       assigned to ``track`` (a match or a birth), so the stage can keep its per-track state in
       ``track.appearance``. Networks hold no per-track state.
@@ -277,15 +278,15 @@ class TrackManager:
         if cfg.min_rank > 0:
             keep = ranks >= cfg.min_rank
             detections, ranks = detections.select(keep), ranks[keep]
+        live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         prepare = getattr(self.association, "prepare", None)
         if prepare is not None:
-            detections = prepare(detections, image, frame)
+            detections = prepare(detections, image, frame, live)
         self.timer.lap("prepare")
         index = np.arange(len(detections))
         confident = ranks >= cfg.high_rank
         if self.validity is not None:
             self.size_ranks.observe(size_row(detections.tlwh[ranks >= max(cfg.high_rank, 0.5)]))
-        live = [t for t in self.tracks if t.state is not TrackState.REMOVED]
         return _Frame(frame, image, detections, all_tlwh, all_ranks, ranks, live, index[confident], index[~confident])
 
     def _refine(self, f: _Frame) -> None:

@@ -596,7 +596,9 @@ def crowd_share_study(folder: str | Path, scenes: list[str], shares, hist_dim: i
     (X's own scores never take part).
 
     Returns:
-        ``{scene: {"chosen_share_by_gap", "scores", "wins", "crowded"}, "pooled": {...}}``: ``scores``
+        ``{scene: {"chosen_share_by_gap", "scores", "wins", "crowded"}, "pooled": {...}}`` (the
+        pooled entry's ``all_scenes_share_by_gap``: the shares chosen on every scene, for a model
+        trained on all of them); ``scores``
         rows ``crowd share (other folds)``, ``trained share`` and the baselines; ``wins`` the cells
         each of the first two wins against both baselines; ``crowded`` the fraction of boxes overlapped.
 
@@ -642,9 +644,17 @@ def crowd_share_study(folder: str | Path, scenes: list[str], shares, hist_dim: i
                                                                               "trained share")}}
     scores = pooled(chosen_rows)
     base = [scores[name] for name in BASELINES.values()]
+    everything = [seq for scene in scenes for seq in per_seq[scene]]
     out["pooled"] = {"scores": scores, "wins": {row: wins(scores[row], base, gaps)
-                                                for row in ("crowd share (other folds)", "trained share")}}
+                                                for row in ("crowd share (other folds)", "trained share")},
+                     # the table for a model trained on every scene (what ships), chosen on all of them
+                     "all_scenes_share_by_gap": {g: choose_share({s: pooled([{"m": seq[s]} for seq in everything])["m"]
+                                                                  for s in shares}, (g,)) for g in gaps}}
     return out
+
+
+def _per_gap(shares: dict) -> str:
+    return " / ".join(f"{s:g}" for s in shares.values())
 
 
 def crowd_share_text(result: dict) -> str:
@@ -657,8 +667,10 @@ def crowd_share_text(result: dict) -> str:
         won = ", ".join(f"{row} {n}" for row, n in r["wins"].items())
         gaps = tuple(next(iter(r["scores"].values())))
         head = f"{scene}: cells won of {3 * len(gaps)} against both baselines: {won}"
-        if scene != "pooled":
-            head += (f"; crowded share per gap {' / '.join(f'{s:g}' for s in r['chosen_share_by_gap'].values())}"
+        if scene == "pooled":
+            head += f"; shares chosen on every scene (to ship) {_per_gap(r['all_scenes_share_by_gap'])}"
+        else:
+            head += (f"; crowded share per gap {_per_gap(r['chosen_share_by_gap'])}"
                      f"; {100 * r['crowded']:.1f}% of boxes overlapped")
         parts.append(f"{head}\n{format_table(r['scores'], gaps)}")
     return "\n\n".join(parts)

@@ -320,3 +320,53 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
     save_weights(out, net, meta)
     return {"iterations": it, "best_iter": best_iter, "best_val_loss": best, "stop": stop,
             "seconds": seconds, "prep_seconds": prep_seconds, "history": history, "out": str(out)}
+
+
+def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None = None,
+                      crowd_share: dict | None = None) -> dict:
+    """Copies Siamese weights with inference settings changed in their metadata (the tensors as they are).
+
+    Args:
+        src, dst: weights files (``dst`` may be ``src``; written atomically).
+        hist_levels: the colour layer's pyramid levels at inference (``SoftHistogram``; the trained
+            stripes must halve that many times), or None to keep them.
+        crowd_share: the colour share of crowded pairs, ``{gap: share}`` (``association.crowd``);
+            ``{}`` removes it, None keeps it.
+
+    Returns:
+        The new metadata.
+
+    Raises:
+        UserError: unreadable weights, a table :func:`association.crowd.check_table` refuses, or
+            settings the weights cannot take (checked by loading the result before it is written).
+    """
+    from association.backbone import safe_load
+    from association.crowd import check_table
+    from association.siamese import load_weights
+
+    blob = safe_load(src, "Siamese weights")
+    if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict):
+        raise UserError(f"{src}: not a Siamese weights file (no state_dict/meta)")
+    meta = dict(blob["meta"])
+    if hist_levels is not None:
+        meta["hist_levels"] = int(hist_levels)
+    if crowd_share is not None:
+        problem = check_table(crowd_share)
+        if problem:
+            raise UserError(f"{dst}: {problem}")
+        meta.pop("crowd_share", None)
+        if crowd_share:
+            meta["crowd_share"] = {int(g): float(s) for g, s in sorted(crowd_share.items(), key=lambda kv: int(kv[0]))}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save({**blob, "meta": meta}, tmp)
+    try:
+        net, _ = load_weights(tmp)
+        if "crowd_share" in meta and getattr(getattr(net, "branch", net), "hist", None) is None:
+            raise UserError(f"{src}: crowd_share needs weights with a colour layer")
+    except UserError:
+        tmp.unlink()
+        raise
+    tmp.replace(dst)
+    return meta
