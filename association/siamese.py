@@ -102,16 +102,10 @@ class SoftHistogram(nn.Module):
         # The mask weighs the L votes before the joint L-u votes are formed (one product less on the big array).
         weighted = votes[:, 0] * F.softplus(self.mask).reshape(1, 1, h * w)
         lu = (weighted[:, :, None, :] * votes[:, 1, None, :, :]).reshape(b, self.bins ** 2, h * w)
-        if h % self.stripes == 0:    # equal stripes: one product for all of them (2-3x faster at 16)
-            p = (h // self.stripes) * w
-            hists = torch.einsum("bksp,bjsp->bskj", lu.reshape(b, self.bins ** 2, self.stripes, p),
-                                 votes[:, 2].reshape(b, self.bins, self.stripes, p)).reshape(b, self.stripes, -1)
-        else:
-            rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
-            hists = torch.stack([torch.bmm(lu[:, :, rows[s] * w:rows[s + 1] * w],
-                                           votes[:, 2, :, rows[s] * w:rows[s + 1] * w].transpose(1, 2)).reshape(b, -1)
-                                 for s in range(self.stripes)], 1)
-        # hists: (B, stripes, bins^3), not normalised
+        rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
+        hists = torch.stack([torch.bmm(lu[:, :, rows[s] * w:rows[s + 1] * w],
+                                       votes[:, 2, :, rows[s] * w:rows[s + 1] * w].transpose(1, 2)).reshape(b, -1)
+                             for s in range(self.stripes)], 1)          # (B, stripes, bins^3), not normalised
         parts = []
         for level in range(self.levels):
             n = self.stripes >> level

@@ -253,34 +253,3 @@ def test_cnn_part_is_the_embedding_without_its_colour_layer(tmp_path):
     assert cnn.shape == (3, 16)
     np.testing.assert_allclose(np.linalg.norm(cnn, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(cnn, expected.numpy(), atol=1e-4)
-
-
-def test_histogram_of_equal_stripes_in_one_product_equals_stripe_by_stripe():
-    """The fast path (stripes of equal height, one batched product) gives each stripe's joint LUV
-    histogram as a product per stripe does, at every pyramid level."""
-    from torch.nn import functional as F
-
-    torch.manual_seed(0)
-    x = torch.randn(3, 3, 64, 32)
-    for stripes, levels in [(16, 4), (4, 1)]:
-        layer = SoftHistogram(8, stripes, 2, 64, 32, levels=levels)
-        with torch.no_grad():
-            layer.mask.add_(torch.randn_like(layer.mask))
-            got = layer(x)
-        # the same votes, one stripe at a time (32 pooled rows of 16: 32 / stripes rows each)
-        luv = F.avg_pool2d(x * layer.std + layer.mean, 2)
-        b, _, h, w = luv.shape
-        tt = (luv * (8 / 256.0) - 0.5).view(b, 3, 1, h * w)
-        votes = torch.softmax(-(tt - layer.centres) ** 2 * F.softplus(layer.sharpness), dim=2)
-        lu = (votes[:, 0] * F.softplus(layer.mask).reshape(1, 1, -1))[:, :, None, :] * votes[:, 1, None]
-        lu = lu.reshape(b, 64, h * w)
-        step = (h // stripes) * w
-        hists = torch.stack([lu[:, :, s * step:(s + 1) * step] @ votes[:, 2, :, s * step:(s + 1) * step].transpose(1, 2)
-                             for s in range(stripes)], 1).reshape(b, stripes, -1)
-        parts = []
-        for level in range(levels):
-            n = stripes >> level
-            hist = hists.reshape(b, n, -1, 512).sum(2)
-            hist = torch.sqrt(hist / hist.sum(2, keepdim=True).clamp(min=1e-6) + 1e-10)
-            parts.append(hist.reshape(b, -1) / (n ** 0.5 if levels > 1 else 1.0))
-        torch.testing.assert_close(got, F.normalize(torch.cat(parts, 1), dim=1).detach(), atol=1e-6, rtol=1e-5)
