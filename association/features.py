@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from mot.geometry import iou_matrix_tlwh, tlwh_to_cxcywh
 from mot.types import Detections
+
+if TYPE_CHECKING:
+    from association.crowd import CrowdShare
 
 
 @dataclass
@@ -35,7 +38,7 @@ class FeatureContext:
     detections: Detections
     frame: int
     fps: float = 30.0
-    crowd: object = None
+    crowd: CrowdShare | None = None
     shared: dict = field(default_factory=dict, repr=False)   # what several features read, computed once
 
     @cached_property

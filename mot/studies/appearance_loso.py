@@ -531,16 +531,14 @@ def choose_recipe_on_other_folds(folders: dict[str, str | Path], scenes: list[st
 
 
 def overlapped(frames: np.ndarray, tlwh: np.ndarray, iou: float = 0.5) -> np.ndarray:
-    """(M,) bool: each box overlaps another box of its own frame by more than ``iou``."""
-    from mot.geometry import iou_matrix_tlwh
+    """(M,) bool: each box overlaps another box of its own frame by more than ``iou``
+    (``association.crowd.overlapped_boxes``, frame by frame)."""
+    from association.crowd import overlapped_boxes
 
     out = np.zeros(len(frames), bool)
     for f in np.unique(frames):
         rows = np.flatnonzero(frames == f)
-        if len(rows) > 1:
-            m = iou_matrix_tlwh(tlwh[rows], tlwh[rows])
-            np.fill_diagonal(m, 0.0)
-            out[rows] = m.max(1) > iou
+        out[rows] = overlapped_boxes(tlwh[rows], iou)
     return out
 
 
