@@ -139,14 +139,14 @@ def test_the_table_comes_from_the_weights_and_the_config_overrides_it(tmp_path):
 
 def test_bad_tables_are_one_line_errors(tmp_path):
     plain = _weights(tmp_path, hist_stripes=0)
-    with pytest.raises(UserError, match="no colour layer"):
-        AppearanceModel(AppearanceParams(weights=str(plain), crowd_share=TABLE), device="cpu")
-    with pytest.raises(UserError, match="metadata crowd_share at gap 1"):
-        AppearanceModel(AppearanceParams(weights=str(_weights(tmp_path, 4, crowd_share={1: 2.0}))), device="cpu")
-    with pytest.raises(UserError, match="crowd_iou"):
-        AppearanceModel(AppearanceParams(weights=str(plain), crowd_iou=1.0), device="cpu")
-    with pytest.raises(UserError, match="not an integer"):
-        AppearanceModel(AppearanceParams(weights=str(plain), crowd_share={"one": 0.5}), device="cpu")
+    cases = [(dict(weights=str(plain), crowd_share=TABLE), "no colour layer"),
+             (dict(weights=str(_weights(tmp_path, 4, crowd_share={1: 2.0}))), "metadata crowd_share at gap 1"),
+             (dict(weights=str(plain), crowd_iou=1.0), "crowd_iou"),
+             (dict(weights=str(plain), crowd_share={"one": 0.5}), "not an integer")]
+    for params, message in cases:
+        with pytest.raises(UserError, match=message) as info:
+            AppearanceModel(AppearanceParams(**params), device="cpu")
+        assert "\n" not in str(info.value)
 
 
 def test_set_appearance_meta_writes_a_table_or_nothing(tmp_path, capsys):
