@@ -353,7 +353,7 @@ def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None 
     if crowd_share is not None:
         problem = check_table(crowd_share)
         if problem:
-            raise UserError(f"{dst}: {problem}")
+            raise UserError(f"{problem} ({dst} not written)")
         meta.pop("crowd_share", None)
         if crowd_share:
             meta["crowd_share"] = {int(g): float(s) for g, s in sorted(crowd_share.items(), key=lambda kv: int(kv[0]))}
