@@ -358,6 +358,9 @@ class AppearanceParams:
     # the table in the weights' metadata (none: off), {} switches it off. Weights with a colour layer only.
     crowd_share: dict | None = None
     crowd_iou: float = 0.5        # a box overlapping another of its frame by more than this is crowded
+    # Test-time flip: each part of the embedding (colour layer, CNN) is the normalised mean of the
+    # patch's and its mirror image's, as re-id models are commonly tested; the network costs twice.
+    flip_average: bool = False
 
     def validate(self):
         from association.crowd import check_table
@@ -483,9 +486,20 @@ class AppearanceModel:
         for start in range(0, len(x), self.params.batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(x[start:start + self.params.batch_size]))
             batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-            out[start:start + len(batch)] = self.net(batch).cpu().numpy()
+            out[start:start + len(batch)] = self._forward(batch).cpu().numpy()
         self.timing["network"] = time.perf_counter() - t0
         return out
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if not self.params.flip_average:
+            return self.net(batch)
+        mirror = batch.flip(3)
+        if self.flow_params is not None:                # the x flow changes sign in the mirror image
+            mirror[:, 3] = -mirror[:, 3]
+        hist, cnn = self.net.halves(torch.cat([batch, mirror]))
+        n = len(batch)
+        mean = lambda part: F.normalize(part[:n] + part[n:], dim=1)      # noqa: E731
+        return self.net.weigh(None if hist is None else mean(hist), mean(cnn))
 
     def embed(self, image_bgr: np.ndarray, tlwh: np.ndarray, prev_image_bgr: np.ndarray | None = None) -> np.ndarray:
         """Embeds the detections of one frame.

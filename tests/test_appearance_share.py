@@ -85,6 +85,33 @@ def test_share_changes_the_embedding_as_reweight_says(coloured):
     assert d2(e8) == pytest.approx(0.8 * colour + 0.2 * cnn, rel=1e-4)
 
 
+@pytest.mark.parametrize("flow", [False, True])
+def test_flip_average_embeds_a_patch_and_its_mirror_alike(tmp_path, flow):
+    from association.flow import FlowParams
+
+    torch.manual_seed(0)
+    net = SiameseNet(5 if flow else 3, 16, width=8, hist_stripes=2, hist_share=0.7, patch=(PATCH.height, PATCH.width))
+    save_weights(tmp_path / "w.pt", net, network_meta(net, PATCH, FlowParams() if flow else None))
+    x = np.random.default_rng(1).normal(size=(4, net.in_channels, PATCH.height, PATCH.width)).astype(np.float32)
+    mirror = x[..., ::-1].copy()
+    if flow:
+        mirror[:, 3] *= -1                               # the x flow points the other way in the mirror
+    plain = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt"), use_flow=None), device="cpu")
+    flipped = AppearanceModel(AppearanceParams(weights=str(tmp_path / "w.pt"), use_flow=None, flip_average=True),
+                              device="cpu")
+    assert np.abs(plain.embed_inputs(x) - plain.embed_inputs(mirror)).max() > 1e-3
+    e, e_mirror = flipped.embed_inputs(x), flipped.embed_inputs(mirror)
+    np.testing.assert_allclose(e, e_mirror, atol=1e-5)
+    hist_dim = plain.net.hist.output_dim
+    np.testing.assert_allclose((e[:, :hist_dim] ** 2).sum(1), 0.7, atol=1e-5)     # the share is kept
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    # each part is the normalised mean of the two views' parts
+    h, c = (t.detach().numpy() for t in plain.net.halves(torch.from_numpy(np.concatenate([x, mirror]))))
+    mean = lambda p: (p[:4] + p[4:]) / np.linalg.norm(p[:4] + p[4:], axis=1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(e[:, hist_dim:], mean(c) * 0.3 ** 0.5, atol=1e-5)
+    np.testing.assert_allclose(e[:, :hist_dim], mean(h) * 0.7 ** 0.5, atol=1e-5)
+
+
 def _scores(auc: float, rank1: float) -> dict:
     return {g: {"auc": auc, "rank1": rank1} for g in (1, 10, 30)}
 
