@@ -9,8 +9,8 @@ such a pair is better compared at a colour share ``s`` that depends on the frame
 boxes, ``1 - (s h.h' + (1 - s) c.c')``; every other pair keeps ``s0``. :class:`CrowdShare` holds
 that table and re-weights a gallery's distances. A table can be carried in the weights' metadata
 (``crowd_share``, written by ``scripts/set_appearance_meta.py``) or given in the config. The shipped
-weights carry none: in the held-out tracker study it cost HOTA and IDF1 (docs/appearance.md, "The
-crowd share in the tracker"), so it is an option, off by default.
+weights carry none: in the held-out tracker study it cost HOTA and IDF1 (docs/appearance-last-cell.md,
+"The crowd share in the tracker"), so it is an option, off by default.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every other appearance table scores embeddings of ground-truth boxes. The tracker embeds detector
 boxes, which miss the person mostly in width, and a recipe's order can flip between the two (the
-finer colour stripes of docs/appearance.md, "Finer colour stripes"). Here each considered
+finer colour stripes of docs/appearance-last-cell.md, "Finer colour stripes"). Here each considered
 ground-truth box (the MOTChallenge protocol of :func:`mot.evaluation.preprocess`) is matched to a
 detection of a stored file (Hungarian, IoU >= 0.5, per frame), and the matched rows are embedded
 twice, on the ground-truth box and on the detection's box: same rows, same identities, so the two
