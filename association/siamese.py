@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from association.backbone import MobileNetV2Features, fuse_batch_norm, safe_load
 from association.flow import FlowComputer, FlowParams, crop_flow
+from association.foreground import ForegroundNet
 from association.patches import LUV_MEAN, LUV_STD, PatchParams, crop_patches
 from mot.errors import UserError
 from mot.runtime import resolve_device
@@ -88,8 +89,9 @@ class SoftHistogram(nn.Module):
     def output_dim(self) -> int:
         return sum(self.stripes >> level for level in range(self.levels)) * self.bins ** 3
 
-    def forward(self, luv: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised LUV -> (B, output_dim) float32 with unit norm."""
+    def forward(self, luv: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) normalised LUV -> (B, output_dim) float32 with unit norm. ``weight``: optional
+        (B, H/pool, W/pool) per-box pixel weights multiplying the learned mask."""
         x = luv.contiguous() * self.std + self.mean           # OpenCV's 8-bit LUV, 0..255 (channels first)
         if self.pool > 1:
             x = F.avg_pool2d(x, self.pool)
@@ -100,7 +102,10 @@ class SoftHistogram(nn.Module):
         # Soft votes over the bins (B, 3, bins, P), summing to 1; sharpness learned (init near hard bins).
         votes = torch.softmax(-(t - self.centres) ** 2 * F.softplus(self.sharpness), dim=2).contiguous()
         # The mask weighs the L votes before the joint L-u votes are formed (one product less on the big array).
-        weighted = votes[:, 0] * F.softplus(self.mask).reshape(1, 1, h * w)
+        mask = F.softplus(self.mask).reshape(1, 1, h * w)
+        if weight is not None:
+            mask = mask * weight.reshape(b, 1, h * w)
+        weighted = votes[:, 0] * mask
         lu = (weighted[:, :, None, :] * votes[:, 1, None, :, :]).reshape(b, self.bins ** 2, h * w)
         rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
         hists = torch.stack([torch.bmm(lu[:, :, rows[s] * w:rows[s + 1] * w],
@@ -139,12 +144,16 @@ class SiameseNet(nn.Module):
         backbone: ``plain`` (the five stages above) or ``mobilenetv2`` (the first ``depth`` modules
             of MobileNetV2, ``width`` unused; ImageNet weights are loaded by the trainer).
         depth: MobileNetV2 feature modules kept.
+        foreground_floor: with a value in [0, 1), a second colour layer whose votes are weighted by
+            ``floor + (1 - floor) * p``, p the :class:`association.foreground.ForegroundNet` map of
+            the centred person (None: no such layer; off in what ships).
+        foreground_mix: that layer's share ``a`` of the colour distance (the plain layer keeps 1 - a).
     """
 
     def __init__(self, in_channels: int = 5, embedding_dim: int = 128, width: int = 32, stripes: int = 4,
                  hist_stripes: int = 0, hist_bins: int = 8, hist_share: float = 0.5,
                  patch: tuple[int, int] = (128, 64), backbone: str = "plain", depth: int = 14,
-                 hist_levels: int = 1):
+                 hist_levels: int = 1, foreground_floor: float | None = None, foreground_mix: float = 0.5):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
@@ -166,10 +175,17 @@ class SiameseNet(nn.Module):
         self.in_channels = in_channels
         self.hist = SoftHistogram(hist_bins, hist_stripes, 2, *patch, levels=hist_levels) if hist_stripes > 0 else None
         self.hist_share = float(hist_share) if self.hist is not None else 0.0
+        if foreground_floor is not None and (self.hist is None or not 0 <= foreground_floor < 1
+                                             or not 0 < foreground_mix < 1):
+            raise ValueError(f"a foreground map needs a colour layer, a floor in [0, 1) and a mix in (0, 1); got "
+                             f"hist_stripes={hist_stripes}, floor={foreground_floor}, mix={foreground_mix}")
+        self.fg = ForegroundNet() if foreground_floor is not None else None
+        self.fg_floor, self.fg_mix = foreground_floor, float(foreground_mix)
 
     @property
     def output_dim(self) -> int:
-        return self.project.out_features + (self.hist.output_dim if self.hist is not None else 0)
+        hist = self.hist.output_dim * (2 if self.fg is not None else 1) if self.hist is not None else 0
+        return self.project.out_features + hist
 
     def spec(self) -> dict:
         """The hyper-parameters that rebuild this network (saved in the weights metadata)."""
@@ -177,7 +193,8 @@ class SiameseNet(nn.Module):
                 "embedding_dim": self.project.out_features, "width": self.width,
                 "stripes": self.pool.output_size[0], "hist_stripes": self.hist.stripes if self.hist else 0,
                 "hist_bins": self.hist.bins if self.hist else 0, "hist_share": self.hist_share,
-                "hist_levels": self.hist.levels if self.hist else 1}
+                "hist_levels": self.hist.levels if self.hist else 1,
+                **({"foreground_floor": self.fg_floor, "foreground_mix": self.fg_mix} if self.fg is not None else {})}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float32 patches -> (B, output_dim) float32 L2-normalised embeddings."""
@@ -186,7 +203,17 @@ class SiameseNet(nn.Module):
     def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Everything before the projection: the pooled stripes (B, C_out * stripes) and the colour
         histograms (B, H), or None without a colour layer. Scene adaptation trains on these."""
-        return self.pool(self.features(x)).flatten(1), (self.hist(x[:, :3]) if self.hist is not None else None)
+        return self.pool(self.features(x)).flatten(1), (self.colour(x[:, :3]) if self.hist is not None else None)
+
+    def colour(self, luv: torch.Tensor) -> torch.Tensor:
+        """The colour layer's unit vector; with a foreground map, the plain histograms joined with
+        those of the votes weighted by it, ``[sqrt(1 - a) * plain, sqrt(a) * foreground]``."""
+        hist = self.hist(luv)
+        if self.fg is None:
+            return hist
+        weight = self.fg_floor + (1 - self.fg_floor) * torch.sigmoid(self.fg(luv))
+        a = self.fg_mix
+        return torch.cat([hist * (1 - a) ** 0.5, self.hist(luv, weight) * a ** 0.5], 1)
 
     def join(self, pooled: torch.Tensor, hist: torch.Tensor | None) -> torch.Tensor:
         """The embedding from :meth:`trunk`'s outputs: the projection, normalised, beside the histograms."""
@@ -302,7 +329,8 @@ def build_branch(meta: dict) -> SiameseNet:
     return SiameseNet(meta["in_channels"], meta["embedding_dim"], meta["width"], meta["stripes"],
                       meta.get("hist_stripes", 0), meta.get("hist_bins") or 8, meta.get("hist_share", 0.5),
                       (meta["patch_height"], meta["patch_width"]), meta.get("backbone", "plain"),
-                      meta.get("depth", 14), meta.get("hist_levels", 1))
+                      meta.get("depth", 14), meta.get("hist_levels", 1), meta.get("foreground_floor"),
+                      meta.get("foreground_mix", 0.5))
 
 
 def load_weights(path: str | Path) -> tuple[nn.Module, dict]:
