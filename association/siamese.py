@@ -92,6 +92,11 @@ class SoftHistogram(nn.Module):
     def forward(self, luv: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, H, W) normalised LUV -> (B, output_dim) float32 with unit norm. ``weight``: optional
         (B, H/pool, W/pool) per-box pixel weights multiplying the learned mask."""
+        return self.histograms(luv, (weight,))[0]
+
+    def histograms(self, luv: torch.Tensor, weights) -> list[torch.Tensor]:
+        """:meth:`forward` once per entry of ``weights`` (each None or per-box pixel weights), the
+        soft votes computed once for all of them."""
         x = luv.contiguous() * self.std + self.mean           # OpenCV's 8-bit LUV, 0..255 (channels first)
         if self.pool > 1:
             x = F.avg_pool2d(x, self.pool)
@@ -101,23 +106,25 @@ class SoftHistogram(nn.Module):
         t = (x * (self.bins / 256.0) - 0.5).view(b, 3, 1, h * w)   # in bin units, bin k centred on k
         # Soft votes over the bins (B, 3, bins, P), summing to 1; sharpness learned (init near hard bins).
         votes = torch.softmax(-(t - self.centres) ** 2 * F.softplus(self.sharpness), dim=2).contiguous()
-        # The mask weighs the L votes before the joint L-u votes are formed (one product less on the big array).
-        mask = F.softplus(self.mask).reshape(1, 1, h * w)
-        if weight is not None:
-            mask = mask * weight.reshape(b, 1, h * w)
-        weighted = votes[:, 0] * mask
-        lu = (weighted[:, :, None, :] * votes[:, 1, None, :, :]).reshape(b, self.bins ** 2, h * w)
         rows = torch.linspace(0, h, self.stripes + 1).round().long().tolist()
-        hists = torch.stack([torch.bmm(lu[:, :, rows[s] * w:rows[s + 1] * w],
-                                       votes[:, 2, :, rows[s] * w:rows[s + 1] * w].transpose(1, 2)).reshape(b, -1)
-                             for s in range(self.stripes)], 1)          # (B, stripes, bins^3), not normalised
-        parts = []
-        for level in range(self.levels):
-            n = self.stripes >> level
-            hist = hists.reshape(b, n, -1, hists.shape[2]).sum(2) if level else hists
-            hist = torch.sqrt(hist / hist.sum(2, keepdim=True).clamp(min=1e-6) + 1e-10)
-            parts.append(hist.reshape(b, -1) / (n ** 0.5 if self.levels > 1 else 1.0))   # unit norm per level
-        return F.normalize(torch.cat(parts, 1), dim=1)
+        out = []
+        for weight in weights:
+            mask = F.softplus(self.mask).reshape(1, 1, h * w)
+            if weight is not None:
+                mask = mask * weight.reshape(b, 1, h * w)
+            # The mask weighs the L votes before the joint L-u votes are formed (one product less on the big array).
+            lu = ((votes[:, 0] * mask)[:, :, None, :] * votes[:, 1, None, :, :]).reshape(b, self.bins ** 2, h * w)
+            hists = torch.stack([torch.bmm(lu[:, :, rows[s] * w:rows[s + 1] * w],
+                                           votes[:, 2, :, rows[s] * w:rows[s + 1] * w].transpose(1, 2)).reshape(b, -1)
+                                 for s in range(self.stripes)], 1)          # (B, stripes, bins^3), not normalised
+            parts = []
+            for level in range(self.levels):
+                n = self.stripes >> level
+                hist = hists.reshape(b, n, -1, hists.shape[2]).sum(2) if level else hists
+                hist = torch.sqrt(hist / hist.sum(2, keepdim=True).clamp(min=1e-6) + 1e-10)
+                parts.append(hist.reshape(b, -1) / (n ** 0.5 if self.levels > 1 else 1.0))   # unit norm per level
+            out.append(F.normalize(torch.cat(parts, 1), dim=1))
+        return out
 
 
 class SiameseNet(nn.Module):
@@ -208,12 +215,12 @@ class SiameseNet(nn.Module):
     def colour(self, luv: torch.Tensor) -> torch.Tensor:
         """The colour layer's unit vector; with a foreground map, the plain histograms joined with
         those of the votes weighted by it, ``[sqrt(1 - a) * plain, sqrt(a) * foreground]``."""
-        hist = self.hist(luv)
         if self.fg is None:
-            return hist
+            return self.hist(luv)
         weight = self.fg_floor + (1 - self.fg_floor) * torch.sigmoid(self.fg(luv))
+        plain, weighted = self.hist.histograms(luv, (None, weight))
         a = self.fg_mix
-        return torch.cat([hist * (1 - a) ** 0.5, self.hist(luv, weight) * a ** 0.5], 1)
+        return torch.cat([plain * (1 - a) ** 0.5, weighted * a ** 0.5], 1)
 
     def join(self, pooled: torch.Tensor, hist: torch.Tensor | None) -> torch.Tensor:
         """The embedding from :meth:`trunk`'s outputs: the projection, normalised, beside the histograms."""
