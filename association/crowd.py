@@ -22,16 +22,30 @@ import numpy as np
 from mot.geometry import iou_matrix_tlwh
 
 
-def check_table(table) -> str | None:
-    """A one-line problem with a ``{gap: share}`` table (gaps integers >= 1, shares in [0, 1]), or None."""
+def check_table(table, name: str = "crowd_share", what: str = "colour shares") -> str | None:
+    """A one-line problem with a ``{gap: share}`` table (gaps integers >= 1, shares in [0, 1]), or None;
+    ``name`` is the setting the message names, ``what`` the values."""
     if not isinstance(table, dict):
-        return f"crowd_share must be a mapping of frame gaps to colour shares, got {table!r}"
+        return f"{name} must be a mapping of frame gaps to {what}, got {table!r}"
     for gap, share in table.items():
         if isinstance(gap, bool) or not isinstance(gap, (int, str)) or not str(gap).isdigit() or int(gap) < 1:
-            return f"crowd_share gap {gap!r} is not an integer >= 1"
+            return f"{name} gap {gap!r} is not an integer >= 1"
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-            return f"crowd_share at gap {gap}: share {share!r} is not in [0, 1]"
+            return f"{name} at gap {gap}: share {share!r} is not in [0, 1]"
     return None
+
+
+def sorted_table(table: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A checked ``{gap: share}`` table as (K,) float64 increasing gaps and (K,) float64 shares."""
+    items = sorted((int(g), float(s)) for g, s in table.items())
+    return np.array([g for g, _ in items], np.float64), np.array([s for _, s in items], np.float64)
+
+
+def share_at(gaps, table_gaps: np.ndarray, table_shares: np.ndarray) -> np.ndarray:
+    """(N,) float64 shares at frame ``gaps``: interpolated in log gap between the table's gaps, the
+    nearest end's outside them (gaps below 1 count as 1)."""
+    g = np.log(np.maximum(np.asarray(gaps, np.float64), 1.0))
+    return np.interp(g, np.log(table_gaps), table_shares)
 
 
 def overlapped_boxes(tlwh: np.ndarray, iou: float = 0.5) -> np.ndarray:
@@ -72,9 +86,7 @@ class CrowdShare:
         if not 0 < trained < 1 or hist_dim < 1 or not 0 <= iou < 1:
             raise ValueError(f"crowd_share needs a trained share in (0, 1), a colour part and an IoU in "
                              f"[0, 1), got {trained:g}, {hist_dim}, {iou:g}")
-        items = sorted((int(g), float(s)) for g, s in table.items())
-        return cls(np.array([g for g, _ in items], np.float64), np.array([s for _, s in items], np.float64),
-                   float(trained), int(hist_dim), float(iou))
+        return cls(*sorted_table(table), float(trained), int(hist_dim), float(iou))
 
     def crowded(self, tlwh: np.ndarray, tracks_tlwh: np.ndarray | None = None) -> np.ndarray:
         """(N,) bool: which of a frame's detections are crowded, as far as a tracker can tell.
@@ -98,8 +110,7 @@ class CrowdShare:
 
     def share(self, gaps) -> np.ndarray:
         """(N,) float64 colour shares at frame gaps ``gaps`` (gaps below 1 count as 1)."""
-        g = np.log(np.maximum(np.asarray(gaps, np.float64), 1.0))
-        return np.interp(g, np.log(self.gaps), self.shares)
+        return share_at(gaps, self.gaps, self.shares)
 
     def distances(self, gallery: np.ndarray, gallery_frames: np.ndarray, gallery_crowded: np.ndarray,
                   emb: np.ndarray, crowded: np.ndarray, frame: int) -> np.ndarray:

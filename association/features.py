@@ -18,6 +18,7 @@ from mot.types import Detections
 
 if TYPE_CHECKING:
     from association.crowd import CrowdShare
+    from association.foreground import ForegroundByGap
 
 
 @dataclass
@@ -32,6 +33,8 @@ class FeatureContext:
             any frame rate.
         crowd: the colour share of crowded pairs (``association.crowd.CrowdShare``) the Siamese
             gallery distances use, or None (plain cosine distances).
+        foreground: the foreground colours' share by frame gap
+            (``association.foreground.ForegroundByGap``) the Siamese distances use, or None.
     """
 
     tracks: list
@@ -39,6 +42,7 @@ class FeatureContext:
     frame: int
     fps: float = 30.0
     crowd: CrowdShare | None = None
+    foreground: ForegroundByGap | None = None
     shared: dict = field(default_factory=dict, repr=False)   # what several features read, computed once
 
     @cached_property
@@ -87,7 +91,8 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
     feature that reduces the same distances (``appearance_min`` and ``appearance_mean``,
     ``colour_min`` and ``colour_mean``). With ``ctx.crowd`` and ``extras["crowded"]``, the whole
     Siamese embeddings are compared with crowded pairs at their gap's colour share
-    (``association.crowd.CrowdShare.distances``)."""
+    (``association.crowd.CrowdShare.distances``); with ``ctx.foreground``, every pair at its gap's
+    foreground share (``association.foreground.ForegroundByGap.distances``)."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
@@ -105,6 +110,9 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
             if ctx.crowd is not None and crowded is not None and extra == "embeddings" and not tail:
                 frames, flags = _row_frames(states, galleries, ctx.frame)
                 dist = ctx.crowd.distances(g, frames, flags, emb, crowded, ctx.frame)
+            elif ctx.foreground is not None and extra == "embeddings" and not tail:
+                frames, _ = _row_frames(states, galleries, ctx.frame)
+                dist = ctx.foreground.distances(g, ctx.frame - frames, emb)
             else:
                 if tail:
                     g = unit_tail(g, emb.shape[1])
@@ -140,15 +148,23 @@ def appearance_mean(ctx):
 
 
 def appearance_ema(ctx):
-    """Cosine distance between the detection and the track's moving-average embedding."""
+    """Cosine distance between the detection and the track's moving-average embedding (with
+    ``ctx.foreground``, at the share of the frames since the track was last seen)."""
     emb = _embeddings(ctx)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
     for i, track in enumerate(ctx.tracks):
-        ema = track.appearance.ema if track.appearance is not None else None
-        if ema is not None:
-            out[i] = 1.0 - (emb @ (ema / max(np.linalg.norm(ema), 1e-12)))
+        state = track.appearance
+        ema = state.ema if state is not None else None
+        if ema is None:
+            continue
+        unit = ema / max(np.linalg.norm(ema), 1e-12)
+        if ctx.foreground is not None:
+            gap = ctx.frame - state.frames[-1] if state.frames else 1
+            out[i] = ctx.foreground.distances(unit[None].astype(np.float32), np.array([gap]), emb)[0]
+        else:
+            out[i] = 1.0 - (emb @ unit)
     return out
 
 

@@ -103,6 +103,8 @@ class LearnedAssociation:
             self.embedder = build_appearance_model(params.appearance, runtime)
         #: the colour share of crowded pairs (``association.crowd.CrowdShare``), or None (off)
         self.crowd = self.embedder.crowd if self.embedder is not None else None
+        #: the foreground colours' share by frame gap (``association.foreground.ForegroundByGap``), or None
+        self.foreground = self.embedder.foreground if self.embedder is not None else None
         self.adaptation = adaptation_params(params.adaptation)
 
     def adapt(self, rows, frames) -> dict:
@@ -135,8 +137,12 @@ class LearnedAssociation:
 
     def cost(self, tracks: list, detections: Detections, frame: int, image=None) -> np.ndarray:
         """(T, D) float32: -log P(same); gated pairs are +inf."""
-        ctx = FeatureContext(tracks, detections, frame, self.fps, crowd=self.crowd)
+        ctx = self.context(tracks, detections, frame)
         return self.pair_cost(compute(self.params.features, ctx), self.gate(ctx))
+
+    def context(self, tracks: list, detections: Detections, frame: int) -> FeatureContext:
+        """The features' context of one frame, with this run's appearance distance settings."""
+        return FeatureContext(tracks, detections, frame, self.fps, crowd=self.crowd, foreground=self.foreground)
 
     def gate(self, ctx: FeatureContext) -> np.ndarray:
         """(T, D) bool: the pairs that may link (the detection within ``max_distance`` track heights

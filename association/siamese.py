@@ -393,6 +393,10 @@ class AppearanceParams:
     # the table in the weights' metadata (none: off), {} switches it off. Weights with a colour layer only.
     crowd_share: dict | None = None
     crowd_iou: float = 0.5        # a box overlapping another of its frame by more than this is crowded
+    # The foreground-weighted colours' share by frame gap, {gap: share} (association/foreground.py,
+    # ForegroundByGap): None keeps the weights' metadata table (none: their trained mix at every gap),
+    # {} switches it off. Weights with a foreground map only; not with a crowd share.
+    foreground_share: dict | None = None
     # Test-time flip: each part of the embedding (colour layer, CNN) is the normalised mean of the
     # patch's and its mirror image's, as re-id models are commonly tested; the network costs twice.
     flip_average: bool = False
@@ -406,9 +410,10 @@ class AppearanceParams:
             return f"hist_share must be in [0, 1] or null, got {self.hist_share}"
         if not 0 <= self.crowd_iou < 1:
             return f"crowd_iou must be in [0, 1), got {self.crowd_iou}"
-        if self.crowd_share is not None:
-            return check_table(self.crowd_share)
-        return None
+        problem = check_table(self.crowd_share) if self.crowd_share is not None else None
+        if problem is None and self.foreground_share is not None:
+            problem = check_table(self.foreground_share, "foreground_share", "foreground shares")
+        return problem
 
 
 class AppearanceModel:
@@ -448,6 +453,10 @@ class AppearanceModel:
             branch.hist_share = float(self.params.hist_share)
         #: the colour share of crowded pairs (``association.crowd.CrowdShare``), or None (off)
         self.crowd = self._crowd_share(path, branch)
+        #: the foreground colours' share by frame gap (``association.foreground.ForegroundByGap``), or None
+        self.foreground = self._foreground_share(path, branch)
+        if self.crowd is not None and self.foreground is not None:
+            raise UserError(f"{path}: appearance crowd_share and foreground_share cannot both be on")
         # Inference only: batch norms folded into the convolutions, channels-last (faster on a CPU).
         self.net = fuse_batch_norm(branch).to(self.device, memory_format=torch.channels_last)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])
@@ -477,6 +486,22 @@ class AppearanceModel:
             return None
         hist_dim = branch.output_dim - branch.project.out_features
         return CrowdShare.from_table(table, branch.hist_share, hist_dim, self.params.crowd_iou)
+
+    def _foreground_share(self, path, branch):
+        from association.crowd import check_table
+        from association.foreground import ForegroundByGap
+
+        table = self.params.foreground_share
+        if table is None:
+            table = self.meta.get("foreground_share")
+            problem = check_table(table, "foreground_share", "foreground shares") if table is not None else None
+            if problem:
+                raise UserError(f"{path}: metadata {problem}")
+        if table and branch.fg is None:
+            raise UserError(f"{path}: appearance foreground_share is set, but these weights have no foreground map")
+        if not table:
+            return None
+        return ForegroundByGap.from_table(table, branch.fg_mix, branch.hist.output_dim)
 
     @property
     def embedding_dim(self) -> int:

@@ -77,3 +77,179 @@ def test_a_foreground_map_needs_a_colour_layer_and_valid_shares(kw):
     args = dict(hist_stripes=4, foreground_floor=0.1, foreground_mix=0.5) | kw
     with pytest.raises(ValueError, match="foreground map"):
         SiameseNet(3, 16, 8, 4, patch=(64, 32), **args)
+
+
+# ----------------------------------------------------------------------------- the map's training
+
+def test_instance_crops_label_the_centred_person_and_weigh_nothing_in_ignore_regions():
+    from mot.training.foreground import IGNORE, ForegroundParams, instance_crops
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    mask = np.zeros((100, 100), np.uint8)
+    mask[20:84, 10:26] = 1           # person 1: 64 x 16, the left half of a 64 x 32 box at x = 10
+    mask[20:84, 26:42] = 2           # person 2 beside it, in the right half
+    mask[0:10, :] = IGNORE
+    box = np.array([[10, 20, 32, 64]], np.float32)
+    bgr, target, weight = instance_crops(image, mask, np.concatenate([box, box]), np.array([1, 2]),
+                                         ForegroundParams())
+    assert bgr.shape == (2, 64, 32, 3) and target.shape == weight.shape == (2, 32, 16)
+    assert np.allclose(target[0, :, :8], 1) and np.allclose(target[0, :, 8:], 0)     # the other person is background
+    assert np.allclose(target[1, :, 8:], 1) and np.allclose(target[1, :, :8], 0)
+    assert np.allclose(weight, 1)
+    _, _, high = instance_crops(image, mask, np.array([[10, 0, 32, 64]], np.float32), np.array([1]), ForegroundParams())
+    assert np.allclose(high[0, :5], 0) and np.allclose(high[0, 5:], 1)                # rows 0-9 of the image ignored
+
+
+def _synthetic_crops(n, rng):
+    """Patches of a plain-coloured person (a centred column) on noise, with a second person at one side."""
+    from mot.training.foreground import Crops
+
+    bgr = rng.integers(0, 255, (n, 64, 32, 3)).astype(np.uint8)
+    target = np.zeros((n, 32, 16), np.float32)
+    for i in range(n):
+        bgr[i, 8:60, 10:22] = rng.integers(0, 255, 3)
+        target[i, 4:30, 5:11] = 1
+        bgr[i, 8:60, :4] = rng.integers(0, 255, 3)        # someone else, not the centred person
+    return Crops(bgr, target, np.ones_like(target), np.arange(n))
+
+
+def test_the_map_learns_the_centred_person_on_a_generated_set():
+    from association.foreground import ForegroundNet
+    from mot.training.foreground import ForegroundParams, mask_iou, train_foreground
+
+    crops = _synthetic_crops(200, np.random.default_rng(0))
+    params = ForegroundParams(steps=150, batch=32, val_fraction=0.2)
+    torch.manual_seed(1)
+    untrained = mask_iou(ForegroundNet(), crops, np.arange(200))
+    net, facts = train_foreground(crops, params, log=None)
+    assert facts["val_crops"] == 40 and facts["train_crops"] == 160
+    assert facts["val_iou"] > 0.8 > untrained + 0.3
+
+
+def _siamese_file(path, **kw):
+    net = _net(**kw)
+    save_weights(path, net, network_meta(net, PatchParams(64, 32), None))
+    return net
+
+
+def test_attach_gives_the_weights_the_map_and_changes_nothing_else(tmp_path):
+    from association.foreground import ForegroundNet
+    from mot.training.foreground import attach, save_map
+
+    plain = _siamese_file(tmp_path / "plain.pt")
+    torch.manual_seed(3)
+    fg = ForegroundNet().eval()
+    save_map(tmp_path / "map.pt", fg, {"patch": [64, 32], "training": {"val_iou": 0.7}})
+    attach(tmp_path / "plain.pt", tmp_path / "map.pt", tmp_path / "with.pt", 0.2, 0.4)
+    net, meta = load_weights(tmp_path / "with.pt")
+    assert (meta["foreground_floor"], meta["foreground_mix"]) == (0.2, 0.4)
+    assert meta["foreground_training"] == {"val_iou": 0.7}
+    x = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(net.fg(x), fg(x))
+        hist_plain, cnn_plain = plain.halves(x)
+        hist, cnn = net.halves(x)
+        weighted = plain.hist(x, 0.2 + 0.8 * torch.sigmoid(fg(x)))
+    assert torch.allclose(cnn, cnn_plain, atol=1e-6)
+    assert torch.allclose(hist, torch.cat([hist_plain * 0.6 ** 0.5, weighted * 0.4 ** 0.5], 1), atol=1e-6)
+
+
+def test_attach_refuses_a_wrong_map_or_patch_in_one_line(tmp_path, capsys):
+    from association.foreground import ForegroundNet
+    from mot.training.foreground import main, save_map
+
+    _siamese_file(tmp_path / "plain.pt")
+    save_map(tmp_path / "big.pt", ForegroundNet(), {"patch": [128, 64]})
+    torch.save({"state_dict": {}, "meta": {"kind": "something else"}}, tmp_path / "other.pt")
+    (tmp_path / "broken.pt").write_bytes(b"not a torch file")
+    for bad in ("big.pt", "other.pt", "broken.pt", "missing.pt"):
+        code = main(["--map", str(tmp_path / bad), "--attach", f"{tmp_path / 'plain.pt'}={tmp_path / 'out.pt'}"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (bad, err)
+        assert not (tmp_path / "out.pt").exists()
+    assert main(["--masks", str(tmp_path / "nowhere"), "--frames", str(tmp_path), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "PennFudanPed" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the share by frame gap
+
+def _fg_embeddings(rng, n, k, m, s, a):
+    """(n, 2k + m) embeddings [sqrt(s) [sqrt(1-a) p, sqrt(a) w], sqrt(1-s) c] and the unit parts."""
+    p, w, c = (rng.normal(size=(n, d)) for d in (k, k, m))
+    p, w, c = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (p, w, c))
+    emb = np.hstack([np.sqrt(s * (1 - a)) * p, np.sqrt(s * a) * w, np.sqrt(1 - s) * c]).astype(np.float32)
+    return emb, p, w, c
+
+
+def test_the_share_by_gap_keeps_the_plain_colours_at_one_frame_and_the_trained_mix_beyond():
+    from association.foreground import ForegroundByGap
+
+    rng = np.random.default_rng(0)
+    k, s, a0 = 5, 0.5, 0.5
+    g, gp, gw, gc = _fg_embeddings(rng, 3, k, 4, s, a0)
+    e, ep, ew, ec = _fg_embeddings(rng, 2, k, 4, s, a0)
+    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, a0, k)
+    d = by_gap.distances(g, np.array([1, 2, 30]), e)
+    without_map = 1 - (s * gp @ ep.T + (1 - s) * gc @ ec.T)                 # the embedding had no map
+    np.testing.assert_allclose(d[0], without_map[0], atol=1e-6)
+    np.testing.assert_allclose(d[1:], (1 - g @ e.T)[1:], atol=1e-6)        # the trained mix: plain cosine
+    np.testing.assert_allclose(by_gap.distances(g, np.array([0, 1, 1]), e), without_map, atol=1e-6)
+    quarter = ForegroundByGap.from_table({1: 0.25}, a0, k).distances(g, np.array([7, 7, 7]), e)
+    np.testing.assert_allclose(quarter, 1 - (s * 0.75 * gp @ ep.T + s * 0.25 * gw @ ew.T + (1 - s) * gc @ ec.T),
+                               atol=1e-6)
+    for table, trained, message in [({}, a0, "empty"), ({0: 0.5}, a0, "integer"), ({1: 2}, a0, "not in"),
+                                    ({1: 0.5}, 1.0, "foreground layer")]:
+        with pytest.raises(ValueError, match=message):
+            ForegroundByGap.from_table(table, trained, k)
+
+
+def test_appearance_features_compare_each_gallery_row_at_its_gap():
+    from collections import deque
+
+    from association.features import FeatureContext, compute
+    from association.foreground import ForegroundByGap
+    from association.learned import AppearanceGallery
+    from mot.tracker import Track
+    from mot.types import Detections
+
+    rng = np.random.default_rng(2)
+    k, a0 = 6, 0.5
+    g, *_ = _fg_embeddings(rng, 3, k, 5, 0.5, a0)
+    e, *_ = _fg_embeddings(rng, 2, k, 5, 0.5, a0)
+    track = Track(1, np.array([0, 0, 10, 20], np.float32), 1.0, 1)
+    track.appearance = AppearanceGallery(deque(g), deque(), g.mean(0), frames=deque([2, 9, 10]),
+                                         crowded=deque([False] * 3))
+    dets = Detections(np.tile(np.array([[0, 0, 10, 20]], np.float32), (2, 1)), np.ones(2, np.float32),
+                      {"embeddings": e})
+    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, a0, k)
+    names = ["appearance_min", "appearance_mean", "appearance_ema"]
+    got = compute(names, FeatureContext([track], dets, 11, foreground=by_gap))[0]
+    plain = compute(names, FeatureContext([track], dets, 11))[0]
+    d = by_gap.distances(g, np.array([9, 2, 1]), e)
+    np.testing.assert_allclose(got[:, 0], d.min(0), atol=1e-6)
+    np.testing.assert_allclose(got[:, 1], d.mean(0), atol=1e-6)
+    ema = g.mean(0) / np.linalg.norm(g.mean(0))
+    np.testing.assert_allclose(got[:, 2], by_gap.distances(ema[None], np.array([1]), e)[0], atol=1e-6)
+    assert not np.allclose(got, plain)
+
+
+def test_the_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
+    from association.siamese import AppearanceModel, AppearanceParams
+    from mot.training.foreground import attach, save_map
+    from association.foreground import ForegroundNet
+
+    _siamese_file(tmp_path / "plain.pt")
+    save_map(tmp_path / "map.pt", ForegroundNet(), {"patch": [64, 32]})
+    attach(tmp_path / "plain.pt", tmp_path / "map.pt", tmp_path / "fg.pt", 0.1, 0.5, {2: 0.5, 1: 0.0})
+    model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "fg.pt")), device="cpu")
+    assert model.foreground.gaps.tolist() == [1, 2] and model.foreground.shares.tolist() == [0.0, 0.5]
+    assert model.foreground.hist_dim == 2048 and model.foreground.trained == 0.5
+    assert AppearanceModel(AppearanceParams(weights=str(tmp_path / "fg.pt"), foreground_share={}),
+                           device="cpu").foreground is None
+    cases = [(dict(weights=str(tmp_path / "plain.pt"), foreground_share={1: 0.0}), "no foreground map"),
+             (dict(weights=str(tmp_path / "fg.pt"), crowd_share={1: 0.5}), "cannot both"),
+             (dict(weights=str(tmp_path / "fg.pt"), foreground_share={"x": 0.5}), "not an integer")]
+    for params, message in cases:
+        with pytest.raises(UserError, match=message) as info:
+            AppearanceModel(AppearanceParams(**params), device="cpu")
+        assert "\n" not in str(info.value)

@@ -56,7 +56,7 @@ class _Teacher(LearnedAssociation):
         return None  # the matcher is what is being trained
 
     def cost(self, tracks, detections: Detections, frame: int, image=None) -> np.ndarray:
-        ctx = FeatureContext(tracks, detections, frame, self.fps, crowd=self.crowd)
+        ctx = self.context(tracks, detections, frame)
         feats = compute(self.params.features, ctx)
         det_ids = detections.extras["gt_id"]
         trk_ids = np.array([self.gt_ids[t.id] for t in tracks])
@@ -86,8 +86,7 @@ class _Teacher(LearnedAssociation):
             one = dets.select(found[:1])
             box = one.tlwh.copy()
             box[0, :2] = ctx.last[i, :2] + ctx.last[i, 2:] / 2 - box[0, 2:] / 2
-            sub = FeatureContext(ctx.tracks, Detections(box, one.scores, one.extras), ctx.frame, ctx.fps,
-                                 crowd=ctx.crowd)
+            sub = self.context(ctx.tracks, Detections(box, one.scores, one.extras), ctx.frame)
             recorded = (motion_error(sub)[:, 0] <= self.params.max_distance) & (trk_ids >= 0)
             self.rows.append(compute(self.params.features, sub)[:, 0][recorded])
             self.labels.append((trk_ids == trk_ids[i])[recorded])
