@@ -154,17 +154,17 @@ def appearance_ema(ctx):
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
-    for i, track in enumerate(ctx.tracks):
-        state = track.appearance
-        ema = state.ema if state is not None else None
-        if ema is None:
-            continue
-        unit = ema / max(np.linalg.norm(ema), 1e-12)
-        if ctx.foreground is not None:
-            gap = ctx.frame - state.frames[-1] if state.frames else 1
-            out[i] = ctx.foreground.distances(unit[None].astype(np.float32), np.array([gap]), emb)[0]
-        else:
-            out[i] = 1.0 - (emb @ unit)
+    states = [t.appearance for t in ctx.tracks]
+    have = [i for i, st in enumerate(states) if st is not None and st.ema is not None]
+    if ctx.foreground is not None and have:          # every track in one call
+        ema = np.asarray([states[i].ema for i in have], np.float32)
+        ema /= np.maximum(np.linalg.norm(ema, axis=1, keepdims=True), 1e-12)
+        gaps = np.array([ctx.frame - states[i].frames[-1] if states[i].frames else 1 for i in have])
+        out[have] = ctx.foreground.distances(ema, gaps, emb)
+        return out
+    for i in have:
+        ema = states[i].ema
+        out[i] = 1.0 - (emb @ (ema / max(np.linalg.norm(ema), 1e-12)))
     return out
 
 

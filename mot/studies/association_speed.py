@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from association.features import FeatureContext, compute
+from association.features import compute
 from association.learned import AppearanceGallery, LearnedAssociation, LearnedParams
 from association.linking import link
 from mot.tracker import Track
@@ -61,7 +61,7 @@ def association_cost(params: LearnedParams, people=(10, 50), repeats: int = 50, 
         times = {"features": [], "xgboost": [], "linking": []}
         for _ in range(repeats):
             t0 = time.perf_counter()
-            ctx = FeatureContext(tracks, dets, 6, 30.0)
+            ctx = assoc.context(tracks, dets, 6)
             feats, gate = compute(params.features, ctx), assoc.gate(ctx)
             t1 = time.perf_counter()
             cost = assoc.pair_cost(feats, gate)
