@@ -78,9 +78,10 @@ def instance_crops(image: np.ndarray, mask: np.ndarray, tlwh: np.ndarray, ids: n
     h, w = params.patch_height, params.patch_width
     bgr = crop_resize(image, tlwh, h, w, pad_value=PAD_BGR)
     ignore = crop_resize((mask == IGNORE).astype(np.float32)[:, :, None], tlwh, h // 2, w // 2)[..., 0]
-    target = np.stack([crop_resize((mask == i).astype(np.float32)[:, :, None], box[None], h // 2, w // 2)[0, ..., 0]
-                       for i, box in zip(ids, np.asarray(tlwh, np.float32).reshape(-1, 4))]) if len(ids) else \
-        np.zeros((0, h // 2, w // 2), np.float32)
+    boxes = np.asarray(tlwh, np.float32).reshape(-1, 4)
+    target = np.zeros((len(boxes), h // 2, w // 2), np.float32)
+    for n, (i, box) in enumerate(zip(ids, boxes)):
+        target[n] = crop_resize((mask == i).astype(np.float32)[:, :, None], box[None], h // 2, w // 2)[0, ..., 0]
     return bgr, target, (1.0 - ignore).astype(np.float32)
 
 
@@ -177,8 +178,8 @@ def _batch(crops: Crops, index: np.ndarray, rng: np.random.Generator, augment: b
     bgr, target, weight = crops.bgr[index], crops.target[index], crops.weight[index]
     if augment:
         flip = rng.random(len(index)) < 0.5
-        bgr, target, weight = (np.where(flip[:, None, None, None], a[:, :, ::-1], a) if a.ndim == 4 else
-                               np.where(flip[:, None, None], a[:, :, ::-1], a) for a in (bgr, target, weight))
+        for a in (bgr, target, weight):        # copies already (fancy indexing)
+            a[flip] = a[flip][:, :, ::-1]
         gain = rng.uniform(0.7, 1.3, (len(index), 1, 1, 3))
         bgr = np.clip(bgr * gain + rng.uniform(-20, 20, (len(index), 1, 1, 1)), 0, 255).astype(np.uint8)
     return (torch.from_numpy(bgr_to_luv_normalised(np.ascontiguousarray(bgr))),
