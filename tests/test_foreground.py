@@ -253,3 +253,13 @@ def test_the_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
         with pytest.raises(UserError, match=message) as info:
             AppearanceModel(AppearanceParams(**params), device="cpu")
         assert "\n" not in str(info.value)
+
+
+def test_a_misspelt_fold_is_refused_before_any_training(tmp_path):
+    from mot.training.foreground import ForegroundParams, collect_crops
+
+    (tmp_path / "PennFudanPed" / "masks").mkdir(parents=True)
+    (tmp_path / "MOTS" / "MOT17-05").mkdir(parents=True)
+    with pytest.raises(UserError, match="--without MOT17-5: no such MOTS sequence") as err:
+        collect_crops(tmp_path, tmp_path, ["MOT17-5"], ForegroundParams())
+    assert "\n" not in str(err.value)

@@ -147,7 +147,12 @@ def collect_crops(masks: Path, frames: Path, without: list[str], params: Foregro
     if not (masks / "PennFudanPed" / "masks").is_dir():
         raise UserError(f"{masks}: no PennFudanPed/masks folder (lay the data out with ../shared/data/unpack.py)")
     sources = [("PennFudanPed", penn_fudan(masks / "PennFudanPed"))]
-    for mask_dir in sorted(p for p in (masks / "MOTS").glob("*") if p.is_dir()):
+    mots_dirs = sorted(p for p in (masks / "MOTS").glob("*") if p.is_dir())
+    unknown = sorted(set(without) - {p.name for p in mots_dirs})
+    if unknown:      # a misspelt fold would otherwise train on the scene it must not see
+        raise UserError(f"--without {', '.join(unknown)}: no such MOTS sequence under {masks / 'MOTS'} "
+                        f"({', '.join(p.name for p in mots_dirs) or 'none'})")
+    for mask_dir in mots_dirs:
         if mask_dir.name in without:
             continue
         if not (frames / mask_dir.name).is_dir():
