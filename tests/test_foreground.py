@@ -169,6 +169,12 @@ def test_attach_refuses_a_wrong_map_or_patch_in_one_line(tmp_path, capsys):
         assert not (tmp_path / "out.pt").exists()
     assert main(["--masks", str(tmp_path / "nowhere"), "--frames", str(tmp_path), "--out", str(tmp_path / "m.pt")]) == 2
     assert "PennFudanPed" in capsys.readouterr().err
+    for args, message in [(["--share", "0=0.5"], "--share gap '0'"), (["--attach", "in.pt"], "IN=OUT"),
+                          (["--set", "stepz=3"], "unknown key")]:       # refused before any training
+        assert main(args + ["--masks", str(tmp_path / "nowhere"), "--frames", str(tmp_path),
+                            "--out", str(tmp_path / "m.pt")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and not (tmp_path / "m.pt").exists()
 
 
 # ----------------------------------------------------------------------------- the share by frame gap

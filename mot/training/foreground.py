@@ -338,54 +338,37 @@ def main(argv=None) -> int:
     parser.add_argument("--mix", type=float, default=0.5, help="the weighted colours' share (foreground_mix)")
     parser.add_argument("--share", nargs="*", default=[], metavar="GAP=SHARE",
                         help="the weighted colours' share by frame gap, kept in the weights (foreground_share)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="ForegroundParams fields")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a ForegroundParams field")
     args = parser.parse_args(argv)
-    try:
+    from association.crowd import check_table
+    from mot.config import from_dict, parse_override
+
+    try:     # every option is checked before minutes of training
+        share = {".".join(k): v for k, v in map(parse_override, args.share)}
+        problem = check_table(share, "--share", "foreground shares") if share else None
+        if problem:
+            raise UserError(problem)
+        pairs = [pair.partition("=")[::2] for pair in args.attach]
+        bad = [a for a, (src, dst) in zip(args.attach, pairs) if not src or not dst or "=" not in a]
+        if bad:
+            raise UserError(f"--attach takes IN=OUT, got {bad[0]!r}")
         if args.map:
             map_path = args.map
         else:
             if not (args.masks and args.frames and args.out):
                 raise UserError("training a map needs --masks, --frames and --out (or give --map)")
-            params = _params(args.set)
+            params = from_dict(ForegroundParams, {".".join(k): v for k, v in map(parse_override, args.set)},
+                               "foreground")
             crops, facts = collect_crops(Path(args.masks), Path(args.frames), args.without, params)
             net, trained = train_foreground(crops, params)
             facts |= trained | {"without": args.without}
             save_map(args.out, net, {"patch": [params.patch_height, params.patch_width], "training": facts})
             print(json.dumps(facts))
             map_path = args.out
-        share = _table(args.share)
-        for pair in args.attach:
-            src, sep, dst = pair.partition("=")
-            if not sep or not src or not dst:
-                raise UserError(f"--attach takes IN=OUT, got {pair!r}")
+        for src, dst in pairs:
             attach(src, map_path, dst, args.floor, args.mix, share)
             print(f"{dst}: {src} with the map of {map_path}")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def _table(items: list[str]) -> dict:
-    table = {}
-    for item in items:
-        gap, sep, value = item.partition("=")
-        try:
-            table[int(gap)] = float(value)
-        except ValueError:
-            raise UserError(f"--share {item!r}: expected GAP=SHARE (an integer and a number)") from None
-    return table
-
-
-def _params(items: list[str]) -> ForegroundParams:
-    params = ForegroundParams()
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in params.__dataclass_fields__:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(params.__dataclass_fields__)}")
-        kind = type(getattr(params, key))
-        try:
-            setattr(params, key, kind(value))
-        except ValueError:
-            raise UserError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
-    return params
