@@ -1,4 +1,4 @@
-"""Which pixels of a person's patch are that person: a small foreground-map network (trial).
+"""Which pixels of a person's patch are that person: a small foreground-map network.
 
 A patch cut at a box holds the person and whatever else the box covers: background, and in a crowd
 other people. :class:`ForegroundNet` maps a normalised LUV patch to per-pixel logits, at half the
@@ -6,8 +6,9 @@ patch's resolution, of belonging to the person the box is centred on (others cou
 It is trained on pedestrian instance masks (Penn-Fudan; MOTS on MOT17-05 and MOT17-09). A
 :class:`association.siamese.SiameseNet` built with ``foreground_floor`` adds a second colour layer
 whose votes are weighted by this map: the person's colours without the background, which one frame
-later is the same and helps, but after 30 frames has changed and misleads. Off in what ships (no
-shipped weights carry it); a lead measured in docs/appearance-last-cell.md, session 22.
+later is the same and helps, but after 30 frames has changed and misleads. The shipped weights
+carry a map and use it from two frames on (since 5 December 2026; docs/appearance.md, "Shipped: the
+foreground map from two frames on"; its trials in docs/appearance-last-cell.md).
 :class:`ForegroundByGap` gives the weighted colours their share by the frames between two boxes.
 """
 from __future__ import annotations

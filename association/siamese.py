@@ -153,7 +153,7 @@ class SiameseNet(nn.Module):
         depth: MobileNetV2 feature modules kept.
         foreground_floor: with a value in [0, 1), a second colour layer whose votes are weighted by
             ``floor + (1 - floor) * p``, p the :class:`association.foreground.ForegroundNet` map of
-            the centred person (None: no such layer; off in what ships).
+            the centred person (None: no such layer; the shipped weights have one, floor 0.1).
         foreground_mix: that layer's share ``a`` of the colour distance (the plain layer keeps 1 - a).
     """
 

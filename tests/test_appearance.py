@@ -161,6 +161,12 @@ def test_shipped_weights_load():
     assert model.meta["backbone"] == "mobilenetv2" and model.meta["depth"] == 14
     assert model.meta["patch_height"] == 64 and model.meta["patch_width"] == 32
     assert model.meta["in_channels"] == 3 and not model.use_flow
+    # since 5 December 2026 with the learned foreground map, used from two frames on (G,
+    # docs/appearance-last-cell.md): plain colours between consecutive frames, half and half beyond
+    assert model.net.fg is not None and model.net.fg_floor == pytest.approx(0.1)
+    assert model.foreground is not None and model.crowd is None
+    np.testing.assert_allclose(model.foreground.shares, [0.0, 0.5])
+    np.testing.assert_allclose(model.foreground.gaps, [1.0, 2.0])
     assert DEFAULT_WEIGHTS.stat().st_size < 5e6
 
 

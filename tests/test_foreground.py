@@ -1,4 +1,4 @@
-"""The foreground-weighted colour layer (association/foreground.py; a lead, off in what ships)."""
+"""The foreground-weighted colour layer (association/foreground.py; in the shipped weights since 5 December 2026)."""
 from __future__ import annotations
 
 import numpy as np
