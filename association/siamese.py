@@ -456,7 +456,8 @@ class AppearanceModel:
         #: the foreground colours' share by frame gap (``association.foreground.ForegroundByGap``), or None
         self.foreground = self._foreground_share(path, branch)
         if self.crowd is not None and self.foreground is not None:
-            raise UserError(f"{path}: appearance crowd_share and foreground_share cannot both be on")
+            raise UserError(f"{path}: appearance crowd_share and foreground_share cannot both be on "
+                            f"(set one of them to {{}}; the shipped weights carry a foreground_share)")
         # Inference only: batch norms folded into the convolutions, channels-last (faster on a CPU).
         self.net = fuse_batch_norm(branch).to(self.device, memory_format=torch.channels_last)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])
