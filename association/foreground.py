@@ -109,3 +109,16 @@ class ForegroundByGap:
         rest = gallery[:, 2 * k:] @ emb[:, 2 * k:].T
         a = share_at(gaps, self.gaps, self.shares)[:, None]
         return (1.0 - plain * (1 - a) / (1 - self.trained) - weighted * a / self.trained - rest).astype(np.float32)
+
+    def at_gap(self, emb: np.ndarray, gap: int) -> np.ndarray:
+        """(M, E) float32 unit embeddings as compared at ``gap``: the plain and the weighted colour
+        columns rescaled to that gap's share, so the rows stay of unit length and their dot products
+        are ``1 -`` :meth:`distances` at that gap (for benchmarks that compare whole embeddings)."""
+        from association.crowd import share_at
+
+        a = float(share_at([gap], self.gaps, self.shares)[0])
+        k = self.hist_dim
+        out = np.array(emb, np.float32)
+        out[:, :k] *= np.sqrt((1 - a) / (1 - self.trained))
+        out[:, k:2 * k] *= np.sqrt(a / self.trained)
+        return out

@@ -261,6 +261,69 @@ def test_the_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
         assert "\n" not in str(info.value)
 
 
+def test_embeddings_at_a_gap_compare_as_the_share_by_gap_does():
+    """``at_gap`` rescales the two colour layers so whole-embedding comparisons (the benchmarks')
+    give the distances the tracker uses at that gap, and keeps the rows of unit length."""
+    from association.foreground import ForegroundByGap
+
+    rng = np.random.default_rng(3)
+    k, a0 = 5, 0.5
+    g, *_ = _fg_embeddings(rng, 4, k, 6, 0.5, a0)
+    e, *_ = _fg_embeddings(rng, 3, k, 6, 0.5, a0)
+    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5, 30: 0.9}, a0, k)
+    for gap in (1, 2, 10, 30):
+        gg, ee = by_gap.at_gap(g, gap), by_gap.at_gap(e, gap)
+        np.testing.assert_allclose(np.linalg.norm(gg, axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(1 - gg @ ee.T, by_gap.distances(g, np.full(4, gap), e), atol=1e-6)
+    np.testing.assert_array_equal(by_gap.at_gap(g, 2), g)          # the trained mix: as embedded
+    assert not np.allclose(by_gap.at_gap(g, 1), g)
+
+
+def _boxes(people, frames):
+    ids = np.tile(np.arange(1, people + 1), frames)
+    f = np.repeat(np.arange(1, frames + 1), people)
+    tlwh = np.stack([30.0 * ids, np.full(len(ids), 10.0), np.full(len(ids), 20.0), np.full(len(ids), 50.0)], 1)
+    return {"frames": f, "ids": ids, "tlwh": tlwh.astype(np.float32)}
+
+
+def test_the_benchmark_scores_weights_with_a_share_by_gap_as_the_tracker_compares_them(tmp_path):
+    """The appearance benchmark compares a model with a foreground share at each gap's share: here
+    the plain colours tell people apart and the weighted ones are noise, so at one frame (share 0)
+    it scores as the plain colours do, above the weights' own half and half."""
+    from association.foreground import ForegroundByGap, ForegroundNet
+    from association.siamese import AppearanceModel, AppearanceParams
+    from mot.studies.appearance import gap_views, luv_histograms, score
+    from mot.training.foreground import attach, save_map
+
+    _siamese_file(tmp_path / "plain.pt")
+    save_map(tmp_path / "map.pt", ForegroundNet(), {"patch": [64, 32]})
+    attach(tmp_path / "plain.pt", tmp_path / "map.pt", tmp_path / "fg.pt", 0.1, 0.5, {1: 0.0, 2: 0.5})
+    model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "fg.pt")), device="cpu")
+    plain = AppearanceModel(AppearanceParams(weights=str(tmp_path / "plain.pt")), device="cpu")
+    views = gap_views({"fg": model.embed, "plain": plain.embed, "hist": luv_histograms})
+    assert list(views) == ["fg"] and views["fg"] == model.foreground.at_gap
+
+    rng = np.random.default_rng(4)
+    k, a0, people, frames = 8, 0.5, 5, 12
+    boxes = _boxes(people, frames)
+    n = len(boxes["ids"])
+    emb, p, w, c = _fg_embeddings(rng, n, k, 6, 0.5, a0)
+    colours = rng.normal(size=(people, k))
+    p = colours[boxes["ids"] - 1] + 0.3 * rng.normal(size=(n, k))      # each person's plain colours
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    emb[:, :k] = np.sqrt(0.5 * (1 - a0)) * p
+    emb[:, k:2 * k] *= 3.0                                              # the weighted colours: loud noise
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, a0, k)
+    gaps = (1, 5)
+    got = score(boxes, {"m": emb}, gaps, {"m": by_gap.at_gap})["m"]
+    own_mix = score(boxes, {"m": emb}, gaps)["m"]
+    for gap in gaps:
+        assert got[gap] == score(boxes, {"m": by_gap.at_gap(emb, gap)}, (gap,))["m"][gap]
+    assert got[1]["auc"] > own_mix[1]["auc"] + 0.02 and got[1]["rank1"] > own_mix[1]["rank1"]
+    assert got[5] == own_mix[5]                                          # share 0.5 = the trained mix
+
+
 def test_a_misspelt_fold_is_refused_before_any_training(tmp_path):
     from mot.training.foreground import ForegroundParams, collect_crops
 

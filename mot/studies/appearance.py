@@ -191,12 +191,26 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
     return float(binomtest(a_only, n).pvalue) if n else 1.0
 
 
-def score(boxes: dict, embeddings: dict[str, np.ndarray], gaps=(1, 10, 30)) -> dict:
-    """AUC and rank-1 per method and gap, with pair and query counts."""
+def gap_views(embedders: dict) -> dict:
+    """For each Siamese embedder (an ``AppearanceModel.embed``) whose weights compare a pair by its
+    frame gap (a foreground share, ``association.foreground.ForegroundByGap``), the transform
+    ``(embeddings, gap) -> embeddings`` that gives them as the tracker compares them at that gap."""
+    views = {}
+    for name, fn in embedders.items():
+        foreground = getattr(getattr(fn, "__self__", None), "foreground", None)
+        if foreground is not None:
+            views[name] = foreground.at_gap
+    return views
+
+
+def score(boxes: dict, embeddings: dict[str, np.ndarray], gaps=(1, 10, 30), views: dict | None = None) -> dict:
+    """AUC and rank-1 per method and gap, with pair and query counts. ``views``: method -> a
+    transform ``(embeddings, gap) -> embeddings`` applied at each gap (:func:`gap_views`)."""
     result = {}
-    for name, emb in embeddings.items():
+    for name, raw in embeddings.items():
         row = {}
         for g in gaps:
+            emb = views[name](raw, g) if views and name in views else raw
             a, b, same = gap_pairs(boxes["frames"], boxes["ids"], g)
             d = np.sqrt(((emb[a] - emb[b]) ** 2).sum(1))
             c, n = rank1(boxes["frames"], boxes["ids"], emb, g)
@@ -344,7 +358,7 @@ def run_benchmark(data: str, seqs: list[str], weights: str | None = None, noflow
     for path in discover(data, seqs):
         seq = open_sequence(path)
         boxes, emb = embed_sequence(seq, embedders)
-        per_seq[seq.name] = score(boxes, emb, gaps)
+        per_seq[seq.name] = score(boxes, emb, gaps, gap_views(embedders))
     result = {"threads": threads, "imagenet": status, "sequences": per_seq,
               "pooled": pooled(list(per_seq.values()))}
     model = AppearanceModel(AppearanceParams(weights=weights), device="cpu")

@@ -134,9 +134,10 @@ def _embed_scene(roots: list[Path], names: list[str], embedders: dict[str, Embed
     return [embed_sequence(open_sequence(p), embedders) for p in _paths(roots, names)]
 
 
-def _scene_scores(embedded: list[tuple[dict, dict]], methods: dict, gaps) -> dict:
-    """Scores of a scene (its sequences pooled); ``methods``: label -> f(embeddings dict) -> (M, E)."""
-    per_seq = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+def _scene_scores(embedded: list[tuple[dict, dict]], methods: dict, gaps, views: dict | None = None) -> dict:
+    """Scores of a scene (its sequences pooled); ``methods``: label -> f(embeddings dict) -> (M, E);
+    ``views`` as :func:`mot.studies.appearance.score`'s."""
+    per_seq = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps, views) for boxes, emb in embedded]
     return per_seq[0] if len(per_seq) == 1 else pooled(per_seq)
 
 
@@ -192,6 +193,8 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         entry = {"train": tr, "val": val, "test": SCORED[scene], "training": summary,
                  "trained_share": trained_share if model.net.hist is not None else None}
         methods = {RECIPE: lambda e: e["recipe"]}
+        # each model compared as the tracker compares it: a foreground share by gap where it has one
+        at_gap = model.foreground.at_gap if model.foreground is not None else None
         if shares:
             if model.net.hist is None:
                 raise UserError(f"{weights}: --hist-share needs a model with a colour layer")
@@ -199,7 +202,7 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
                              share=s) for s in shares}
             val_scene = validation_scene(scene)
             embedded = _embed_scene(roots, SCORED[val_scene], {"recipe": model.embed})
-            by_share = {s: _scene_scores(embedded, {"m": at[s]}, gaps)["m"] for s in shares}
+            by_share = {s: _scene_scores(embedded, {"m": at[s]}, gaps, at_gap and {"m": at_gap})["m"] for s in shares}
             chosen = choose_share(by_share, gaps)
             # a tracker knows how many frames separate a track from a detection: a share per gap
             by_gap = {g: choose_share(by_share, (g,)) for g in gaps}
@@ -216,14 +219,19 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
             methods["shipped siamese.pt"] = lambda e: e["shipped"]
         embedders["hist"], embedders["imagenet"] = luv_histograms, imagenet
         methods.update({label: (lambda e, key=key: e[key]) for key, label in BASELINES.items()})
+        views = {label: at_gap for label in methods if label.startswith("recipe")} if at_gap else {}
+        if shipped_model is not None and shipped_model.foreground is not None:
+            views["shipped siamese.pt"] = shipped_model.foreground.at_gap
         embedded = _embed_scene(roots, SCORED[scene], embedders)
         if keep is not None:
             _save_embeddings(Path(keep), scene, SCORED[scene], embedded)
-        seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps) for boxes, emb in embedded]
+        seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps, views)
+                      for boxes, emb in embedded]
         if shares:
             label = f"recipe, s per gap {'/'.join(f'{by_gap[g]:g}' for g in gaps)} (chosen on {val_scene})"
             for (boxes, emb), row in zip(embedded, seq_scores):
-                row[label] = {g: score(boxes, {"m": at[by_gap[g]](emb)}, (g,))["m"][g] for g in gaps}
+                row[label] = {g: score(boxes, {"m": at[by_gap[g]](emb)}, (g,), at_gap and {"m": at_gap})["m"][g]
+                              for g in gaps}
             seq_scores = [{k: row[k] for k in sorted(row, key=lambda k: not k.startswith("recipe"))}
                           for row in seq_scores]
         # the method labels carry each fold's share: pooled rows use the fold-independent names

@@ -27,6 +27,7 @@ from mot.studies.appearance import (
     Embedder,
     embed_sequence,
     gap_pairs,
+    gap_views,
     luv_histograms,
     score,
 )
@@ -106,7 +107,7 @@ def score_generations(generations: dict[str, str | Path], methods: dict[str, Emb
         elif not all(np.array_equal(boxes[k], ref_boxes[k]) for k in ("frames", "ids", "tlwh")):
             raise UserError(f"{path}: its ground truth differs from {next(iter(generations.values()))}'s; "
                             "generations must be copies of one sequence")
-        scores[label] = score(boxes, emb, gaps)
+        scores[label] = score(boxes, emb, gaps, gap_views(methods))
         drifts[label] = {m: drift(ref_emb[m], emb[m], boxes) for m in methods}
     return {"generations": {k: str(v) for k, v in generations.items()}, "boxes": len(ref_boxes["ids"]),
             "scores": scores, "drift": drifts}
