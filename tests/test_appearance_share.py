@@ -504,3 +504,36 @@ def test_crowd_share_errors_are_one_line(tmp_path):
         with pytest.raises(UserError, match=match) as info:
             crowd_share_study(tmp_path, *args)
         assert "\n" not in str(info.value)
+
+
+def test_saved_embeddings_keep_the_share_by_gap_and_the_seed_study_compares_by_it(tmp_path, monkeypatch):
+    """Embeddings saved from weights with a foreground share keep its table (``saved_view``), and the
+    seed study scores each seed as the tracker compares it at each gap: at one frame (share 0) the
+    noisy map-weighted colours do not count, so the seed scores what the plain colours score."""
+    from association.foreground import ForegroundByGap
+    from mot.studies import appearance_loso as loso
+    from mot.studies.appearance import score
+
+    monkeypatch.setattr(loso, "SCORED", {"A": ["A"]})
+    rng = np.random.default_rng(5)
+    frames, ids = np.repeat(np.arange(1, 31), 5), np.tile(np.arange(5), 30)
+    boxes = {"frames": frames, "ids": ids, "tlwh": np.column_stack(
+        [ids * 40.0, np.zeros(len(ids)), np.full(len(ids), 20.0), np.full(len(ids), 60.0)]).astype(np.float32)}
+    k = 16
+    plain = rng.standard_normal((5, k))[ids] + 0.4 * rng.standard_normal((len(ids), k))   # tells people apart
+    weighted, cnn = rng.standard_normal((len(ids), k)), rng.standard_normal((len(ids), 8))  # noise
+    unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in (plain, weighted, cnn)]
+    emb = np.hstack([np.sqrt(0.25) * unit[0], np.sqrt(0.25) * unit[1], np.sqrt(0.5) * unit[2]]).astype(np.float32)
+    base = {"hist": unit[0].astype(np.float32), "imagenet": unit[2].astype(np.float32)}
+    fg = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, 0.5, k)
+    for label, table in (("with", fg), ("without", None)):
+        loso._save_embeddings(tmp_path / label, "A", ["A"], [(boxes, {"recipe": emb, **base})], table)
+    view = loso.saved_view(tmp_path / "with", "A", ["A"])
+    assert loso.saved_view(tmp_path / "without", "A", ["A"]) is None
+    np.testing.assert_array_equal(view(emb, 1), fg.at_gap(emb, 1))
+    out = loso.seed_study({"with": tmp_path / "with", "without": tmp_path / "without"}, ["A"], gaps=(1, 10))
+    s = out["A"]["scores"]
+    assert s["with"][1] == score(boxes, {"m": fg.at_gap(emb, 1)}, (1,))["m"][1]
+    assert s["without"][1] == score(boxes, {"m": emb}, (1,))["m"][1]
+    assert s["with"][1]["auc"] > s["without"][1]["auc"] + 0.02
+    assert s["with"][10] == s["without"][10]                 # share 0.5 from two frames: the trained mix

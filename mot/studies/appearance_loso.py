@@ -210,7 +210,7 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
                          validation={str(s): {"criterion": share_criterion(v, gaps), "scores": v}
                                      for s, v in by_share.items()})
             if keep is not None:
-                _save_embeddings(Path(keep), f"{scene}-val", SCORED[val_scene], embedded)
+                _save_embeddings(Path(keep), f"{scene}-val", SCORED[val_scene], embedded, model.foreground)
             methods = {f"recipe, s={chosen:g} (chosen on {val_scene})": at[chosen],
                        f"recipe, s={trained_share:g} (as trained)": lambda e: e["recipe"]}
         embedders: dict[str, Embedder] = {"recipe": model.embed}
@@ -224,7 +224,7 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
             views["shipped siamese.pt"] = shipped_model.foreground.at_gap
         embedded = _embed_scene(roots, SCORED[scene], embedders)
         if keep is not None:
-            _save_embeddings(Path(keep), scene, SCORED[scene], embedded)
+            _save_embeddings(Path(keep), scene, SCORED[scene], embedded, model.foreground)
         seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps, views)
                       for boxes, emb in embedded]
         if shares:
@@ -248,13 +248,32 @@ def _reweighted(emb: dict, hist_dim: int, trained_share: float, share: float) ->
     return reweight(emb["recipe"], hist_dim, trained_share, share)
 
 
-def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[tuple[dict, dict]]) -> None:
+def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[tuple[dict, dict]],
+                     foreground=None) -> None:
+    """Each sequence's boxes and embeddings (as the networks give them), and with ``foreground`` (the
+    recipe's ``ForegroundByGap``) its table, so the studies of saved embeddings compare the recipe at
+    each gap as the tracker does (:func:`saved_view`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    table = {} if foreground is None else {
+        "fg_gaps": foreground.gaps, "fg_shares": foreground.shares,
+        "fg_layer": np.array([foreground.trained, foreground.hist_dim], np.float64)}
     for name, (boxes, emb) in zip(names, embedded):
         path = folder / f"{scene}_{name}.npz"
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **boxes, **{f"emb_{k}": v.astype(np.float32) for k, v in emb.items()})
+        np.savez(tmp, **boxes, **{f"emb_{k}": v.astype(np.float32) for k, v in emb.items()}, **table)
         tmp.replace(path)
+
+
+def saved_view(folder: Path, prefix: str, names: list[str]):
+    """The recipe's ``(embeddings, gap) -> embeddings`` view saved beside its embeddings
+    (``ForegroundByGap.at_gap``), or None: saved without a foreground share, or before one was saved."""
+    from association.foreground import ForegroundByGap
+
+    with np.load(Path(folder) / f"{prefix}_{names[0]}.npz") as z:
+        if "fg_gaps" not in z.files:
+            return None
+        trained, hist_dim = z["fg_layer"].tolist()
+        return ForegroundByGap(z["fg_gaps"], z["fg_shares"], trained, int(hist_dim)).at_gap
 
 
 def _generic(label: str) -> str:
@@ -782,6 +801,8 @@ def seed_study(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 3
     counts: dict[str, dict] = {}
     for scene in scenes:
         saved = {label: _load_saved(Path(f), scene, SCORED[scene]) for label, f in folders.items()}
+        views = {label: v for label, f in folders.items()
+                 if (v := saved_view(Path(f), scene, SCORED[scene])) is not None}
         first = saved[labels[0]]
         seqs = []
         tally = {label: {b: {g: [0, 0] for g in gaps} for b in BASELINES} for label in labels}
@@ -793,7 +814,8 @@ def seed_study(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 3
                                     f"{folders[labels[0]]} (not the same benchmark)")
             rows = {label: saved[label][i][1]["recipe"] for label in labels}
             # each method's rank-1 once per gap (a seed's label may be any string, so keyed apart)
-            hits = {(kind, name, g): rank1_hits(boxes["frames"], boxes["ids"], e, g)[1]
+            hits = {(kind, name, g): rank1_hits(boxes["frames"], boxes["ids"],
+                                                views[name](e, g) if kind == "seed" and name in views else e, g)[1]
                     for kind, named in (("seed", rows), ("baseline", {b: emb[b] for b in BASELINES}))
                     for name, e in named.items() for g in gaps}
             for label in labels:
@@ -802,7 +824,7 @@ def seed_study(folders: dict[str, str | Path], scenes: list[str], gaps=(1, 10, 3
                         a_only, b_only = discordant(hits["seed", label, g], hits["baseline", b, g])
                         tally[label][b][g][0] += a_only
                         tally[label][b][g][1] += b_only
-            seqs.append(score(boxes, {**rows, **{BASELINES[b]: emb[b] for b in BASELINES}}, gaps))
+            seqs.append(score(boxes, {**rows, **{BASELINES[b]: emb[b] for b in BASELINES}}, gaps, views))
         per_scene[scene], counts[scene] = seqs, tally
 
     def summary(seqs: list[dict], tally: dict) -> dict:

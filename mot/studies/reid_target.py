@@ -23,7 +23,7 @@ import numpy as np
 
 from mot.io import read_ground_truth
 from mot.studies.appearance import pooled, score
-from mot.studies.appearance_loso import BASELINES, RECIPE, SCORED, _load_saved, _mean_row, _paths
+from mot.studies.appearance_loso import BASELINES, RECIPE, SCORED, _load_saved, _mean_row, _paths, saved_view
 
 GAPS = (1, 10, 30)
 #: The issue's held-out AUC (%) at GAPS for each footage, and how the footage here is drawn.
@@ -59,11 +59,12 @@ def footage_scores(folder: str | Path, footage: dict, roots: list[Path], baselin
     per, kept, total = [], 0, 0
     for scene in footage["scenes"]:
         names = SCORED[scene]
+        view = saved_view(Path(folder), scene, names)     # the recipe as the tracker compares it, by gap
         for path, (boxes, emb) in zip(_paths(roots, names), _load_saved(Path(folder), scene, names)):
             keep = visible(boxes, path / "gt" / "gt.txt", footage["min_visibility"])
             kept, total = kept + int(keep.sum()), total + len(keep)
             rows = {"recipe": emb["recipe"][keep], **{b: emb[b][keep] for b in (BASELINES if baselines else ())}}
-            per.append(score({k: v[keep] for k, v in boxes.items()}, rows, GAPS))
+            per.append(score({k: v[keep] for k, v in boxes.items()}, rows, GAPS, view and {"recipe": view}))
     return (per[0] if len(per) == 1 else pooled(per)), kept / max(total, 1)
 
 
