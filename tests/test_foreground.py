@@ -307,7 +307,7 @@ def test_the_benchmark_scores_weights_with_a_share_by_gap_as_the_tracker_compare
     k, a0, people, frames = 8, 0.5, 5, 12
     boxes = _boxes(people, frames)
     n = len(boxes["ids"])
-    emb, p, w, c = _fg_embeddings(rng, n, k, 6, 0.5, a0)
+    emb, *_ = _fg_embeddings(rng, n, k, 6, 0.5, a0)
     colours = rng.normal(size=(people, k))
     p = colours[boxes["ids"] - 1] + 0.3 * rng.normal(size=(n, k))      # each person's plain colours
     p /= np.linalg.norm(p, axis=1, keepdims=True)
