@@ -401,7 +401,9 @@ def test_reid_target_errors_are_one_line(tmp_path, monkeypatch):
     _saved_scene(tmp_path / "s0", "A", 0.5, 0.5, seed=0, baseline_noise=1.0)
     (tmp_path / "data" / "A" / "gt").mkdir(parents=True)
     (tmp_path / "data" / "A" / "gt" / "gt.txt").write_text("1,0,0,0,20,60,1,1,0.9\n")   # one box of 240
-    for folders, match in (({"s0": tmp_path / "s1"}, "no folder"), ({"s0": tmp_path / "s0"}, "no box of identity")):
+    (tmp_path / "empty").mkdir()
+    for folders, match in (({"s0": tmp_path / "s1"}, "no folder"), ({"s0": tmp_path / "s0"}, "no box of identity"),
+                           ({"s0": tmp_path / "empty"}, "no saved embeddings")):
         with pytest.raises(UserError, match=match) as info:
             rt.reid_target_study(folders, [tmp_path / "data"])
         assert "\n" not in str(info.value)

@@ -59,8 +59,9 @@ def footage_scores(folder: str | Path, footage: dict, roots: list[Path], baselin
     per, kept, total = [], 0, 0
     for scene in footage["scenes"]:
         names = SCORED[scene]
+        saved = _load_saved(Path(folder), scene, names)   # missing files: a one-line error, here
         view = saved_view(Path(folder), scene, names)     # the recipe as the tracker compares it, by gap
-        for path, (boxes, emb) in zip(_paths(roots, names), _load_saved(Path(folder), scene, names)):
+        for path, (boxes, emb) in zip(_paths(roots, names), saved):
             keep = visible(boxes, path / "gt" / "gt.txt", footage["min_visibility"])
             kept, total = kept + int(keep.sum()), total + len(keep)
             rows = {"recipe": emb["recipe"][keep], **{b: emb[b][keep] for b in (BASELINES if baselines else ())}}
