@@ -107,8 +107,12 @@ class ForegroundByGap:
         plain = gallery[:, :k] @ emb[:, :k].T
         weighted = gallery[:, k:2 * k] @ emb[:, k:2 * k].T
         rest = gallery[:, 2 * k:] @ emb[:, 2 * k:].T
-        a = share_at(gaps, self.gaps, self.shares)[:, None]
-        return (1.0 - plain * (1 - a) / (1 - self.trained) - weighted * a / self.trained - rest).astype(np.float32)
+        w_plain, w_weighted = self._weights(share_at(gaps, self.gaps, self.shares)[:, None])
+        return (1.0 - plain * w_plain - weighted * w_weighted - rest).astype(np.float32)
+
+    def _weights(self, a):
+        """The plain and the weighted colours' dot products' factors at share ``a`` (1 at the trained one)."""
+        return (1 - a) / (1 - self.trained), a / self.trained
 
     def at_gap(self, emb: np.ndarray, gap: int) -> np.ndarray:
         """(M, E) float32 unit embeddings as compared at ``gap``: the plain and the weighted colour
@@ -116,9 +120,9 @@ class ForegroundByGap:
         are ``1 -`` :meth:`distances` at that gap (for benchmarks that compare whole embeddings)."""
         from association.crowd import share_at
 
-        a = float(share_at([gap], self.gaps, self.shares)[0])
+        w_plain, w_weighted = self._weights(float(share_at([gap], self.gaps, self.shares)[0]))
         k = self.hist_dim
         out = np.array(emb, np.float32)
-        out[:, :k] *= np.sqrt((1 - a) / (1 - self.trained))
-        out[:, k:2 * k] *= np.sqrt(a / self.trained)
+        out[:, :k] *= np.sqrt(w_plain)
+        out[:, k:2 * k] *= np.sqrt(w_weighted)
         return out
