@@ -18,7 +18,7 @@ from mot.types import Detections
 
 if TYPE_CHECKING:
     from association.crowd import CrowdShare
-    from association.foreground import ForegroundByGap
+    from association.by_gap import SharesByGap
 
 
 @dataclass
@@ -33,8 +33,8 @@ class FeatureContext:
             any frame rate.
         crowd: the colour share of crowded pairs (``association.crowd.CrowdShare``) the Siamese
             gallery distances use, or None (plain cosine distances).
-        foreground: the foreground colours' share by frame gap
-            (``association.foreground.ForegroundByGap``) the Siamese distances use, or None.
+        by_gap: the colour layer's and the foreground colours' shares by frame gap
+            (``association.by_gap.SharesByGap``) the Siamese distances use, or None.
     """
 
     tracks: list
@@ -42,7 +42,7 @@ class FeatureContext:
     frame: int
     fps: float = 30.0
     crowd: CrowdShare | None = None
-    foreground: ForegroundByGap | None = None
+    by_gap: SharesByGap | None = None
     shared: dict = field(default_factory=dict, repr=False)   # what several features read, computed once
 
     @cached_property
@@ -91,8 +91,8 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
     feature that reduces the same distances (``appearance_min`` and ``appearance_mean``,
     ``colour_min`` and ``colour_mean``). With ``ctx.crowd`` and ``extras["crowded"]``, the whole
     Siamese embeddings are compared with crowded pairs at their gap's colour share
-    (``association.crowd.CrowdShare.distances``); with ``ctx.foreground``, every pair at its gap's
-    foreground share (``association.foreground.ForegroundByGap.distances``)."""
+    (``association.crowd.CrowdShare.distances``); with ``ctx.by_gap``, every pair at its gap's
+    shares (``association.by_gap.SharesByGap.distances``)."""
     emb = ctx.detections.extras.get(extra)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
@@ -110,9 +110,9 @@ def _gallery_distances(ctx: FeatureContext, reduce, extra: str = "embeddings", g
             if ctx.crowd is not None and crowded is not None and extra == "embeddings" and not tail:
                 frames, flags = _row_frames(states, galleries, ctx.frame)
                 dist = ctx.crowd.distances(g, frames, flags, emb, crowded, ctx.frame)
-            elif ctx.foreground is not None and extra == "embeddings" and not tail:
+            elif ctx.by_gap is not None and extra == "embeddings" and not tail:
                 frames, _ = _row_frames(states, galleries, ctx.frame)
-                dist = ctx.foreground.distances(g, ctx.frame - frames, emb)
+                dist = ctx.by_gap.distances(g, ctx.frame - frames, emb)
             else:
                 if tail:
                     g = unit_tail(g, emb.shape[1])
@@ -149,18 +149,18 @@ def appearance_mean(ctx):
 
 def appearance_ema(ctx):
     """Cosine distance between the detection and the track's moving-average embedding (with
-    ``ctx.foreground``, at the share of the frames since the track was last seen)."""
+    ``ctx.by_gap``, at the share of the frames since the track was last seen)."""
     emb = _embeddings(ctx)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
         return out
     states = [t.appearance for t in ctx.tracks]
     have = [i for i, st in enumerate(states) if st is not None and st.ema is not None]
-    if ctx.foreground is not None and have:          # every track in one call
+    if ctx.by_gap is not None and have:          # every track in one call
         ema = np.asarray([states[i].ema for i in have], np.float32)
         ema /= np.maximum(np.linalg.norm(ema, axis=1, keepdims=True), 1e-12)
         gaps = np.array([ctx.frame - states[i].frames[-1] if states[i].frames else 1 for i in have])
-        out[have] = ctx.foreground.distances(ema, gaps, emb)
+        out[have] = ctx.by_gap.distances(ema, gaps, emb)
         return out
     for i in have:
         ema = states[i].ema

@@ -103,8 +103,8 @@ class LearnedAssociation:
             self.embedder = build_appearance_model(params.appearance, runtime)
         #: the colour share of crowded pairs (``association.crowd.CrowdShare``), or None (off)
         self.crowd = self.embedder.crowd if self.embedder is not None else None
-        #: the foreground colours' share by frame gap (``association.foreground.ForegroundByGap``), or None
-        self.foreground = self.embedder.foreground if self.embedder is not None else None
+        #: the colour and foreground shares by frame gap (``association.by_gap.SharesByGap``), or None
+        self.by_gap = self.embedder.by_gap if self.embedder is not None else None
         self.adaptation = adaptation_params(params.adaptation)
 
     def adapt(self, rows, frames) -> dict:
@@ -142,7 +142,7 @@ class LearnedAssociation:
 
     def context(self, tracks: list, detections: Detections, frame: int) -> FeatureContext:
         """The features' context of one frame, with this run's appearance distance settings."""
-        return FeatureContext(tracks, detections, frame, self.fps, crowd=self.crowd, foreground=self.foreground)
+        return FeatureContext(tracks, detections, frame, self.fps, crowd=self.crowd, by_gap=self.by_gap)
 
     def gate(self, ctx: FeatureContext) -> np.ndarray:
         """(T, D) bool: the pairs that may link (the detection within ``max_distance`` track heights

@@ -393,10 +393,14 @@ class AppearanceParams:
     # the table in the weights' metadata (none: off), {} switches it off. Weights with a colour layer only.
     crowd_share: dict | None = None
     crowd_iou: float = 0.5        # a box overlapping another of its frame by more than this is crowded
-    # The foreground-weighted colours' share by frame gap, {gap: share} (association/foreground.py,
-    # ForegroundByGap): None keeps the weights' metadata table (none: their trained mix at every gap),
-    # {} switches it off. Weights with a foreground map only; not with a crowd share.
+    # The foreground-weighted colours' share by frame gap, {gap: share} (association/by_gap.py):
+    # None keeps the weights' metadata table (none: their trained mix at every gap), {} switches it
+    # off. Weights with a foreground map only; not with a crowd share.
     foreground_share: dict | None = None
+    # The colour layer's share by frame gap, {gap: share} (association/by_gap.py), in place of the one
+    # share above at every gap: None keeps the weights' metadata table (none: one share), {} switches
+    # it off. Weights with a colour layer and a CNN only; not with a crowd share.
+    hist_share_by_gap: dict | None = None
     # Test-time flip: each part of the embedding (colour layer, CNN) is the normalised mean of the
     # patch's and its mirror image's, as re-id models are commonly tested; the network costs twice.
     flip_average: bool = False
@@ -411,8 +415,9 @@ class AppearanceParams:
         if not 0 <= self.crowd_iou < 1:
             return f"crowd_iou must be in [0, 1), got {self.crowd_iou}"
         problem = check_table(self.crowd_share) if self.crowd_share is not None else None
-        if problem is None and self.foreground_share is not None:
-            problem = check_table(self.foreground_share, "foreground_share", "foreground shares")
+        for name in ("foreground_share", "hist_share_by_gap"):
+            if problem is None and getattr(self, name) is not None:
+                problem = check_table(getattr(self, name), name, "shares")
         return problem
 
 
@@ -453,11 +458,12 @@ class AppearanceModel:
             branch.hist_share = float(self.params.hist_share)
         #: the colour share of crowded pairs (``association.crowd.CrowdShare``), or None (off)
         self.crowd = self._crowd_share(path, branch)
-        #: the foreground colours' share by frame gap (``association.foreground.ForegroundByGap``), or None
-        self.foreground = self._foreground_share(path, branch)
-        if self.crowd is not None and self.foreground is not None:
-            raise UserError(f"{path}: appearance crowd_share and foreground_share cannot both be on "
-                            f"(set one of them to {{}}; the shipped weights carry a foreground_share)")
+        #: the colour layer's and the foreground colours' shares by frame gap
+        #: (``association.by_gap.SharesByGap``), or None (the trained mix at every gap)
+        self.by_gap = self._shares_by_gap(path, branch)
+        if self.crowd is not None and self.by_gap is not None:
+            raise UserError(f"{path}: appearance crowd_share cannot be on with a share by gap (set "
+                            f"foreground_share and hist_share_by_gap to {{}}: the shipped weights carry a share by gap)")
         # Inference only: batch norms folded into the convolutions, channels-last (faster on a CPU).
         self.net = fuse_batch_norm(branch).to(self.device, memory_format=torch.channels_last)
         self.patch = PatchParams(self.meta["patch_height"], self.meta["patch_width"])
@@ -488,21 +494,36 @@ class AppearanceModel:
         hist_dim = branch.output_dim - branch.project.out_features
         return CrowdShare.from_table(table, branch.hist_share, hist_dim, self.params.crowd_iou)
 
-    def _foreground_share(self, path, branch):
+    def _table(self, path, name: str):
+        """The config's ``{gap: share}`` table ``name``, or the weights' metadata one when it is None."""
         from association.crowd import check_table
-        from association.foreground import ForegroundByGap
 
-        table = self.params.foreground_share
+        table = getattr(self.params, name)
         if table is None:
-            table = self.meta.get("foreground_share")
-            problem = check_table(table, "foreground_share", "foreground shares") if table is not None else None
+            table = self.meta.get(name)
+            problem = check_table(table, name, "shares") if table is not None else None
             if problem:
                 raise UserError(f"{path}: metadata {problem}")
-        if table and branch.fg is None:
+        return table
+
+    def _shares_by_gap(self, path, branch):
+        from association.by_gap import GapTable, SharesByGap
+
+        colour, foreground = self._table(path, "hist_share_by_gap"), self._table(path, "foreground_share")
+        if foreground and branch.fg is None:
             raise UserError(f"{path}: appearance foreground_share is set, but these weights have no foreground map")
-        if not table:
+        if colour and (branch.hist is None or not 0 < branch.hist_share < 1):
+            raise UserError(f"{path}: appearance hist_share_by_gap is set, but these weights have no colour layer "
+                            f"or it has all the distance or none (hist_share {branch.hist_share:g})")
+        if not colour and not foreground:
             return None
-        return ForegroundByGap.from_table(table, branch.fg_mix, branch.hist.output_dim)
+        try:
+            return SharesByGap(branch.hist.output_dim,
+                               GapTable.from_table(colour, branch.hist_share, "hist_share_by_gap") if colour else None,
+                               GapTable.from_table(foreground, branch.fg_mix, "foreground_share") if foreground else None,
+                               branch.fg is not None)
+        except ValueError as exc:
+            raise UserError(f"{path}: appearance {exc}") from None
 
     @property
     def embedding_dim(self) -> int:

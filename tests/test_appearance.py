@@ -164,9 +164,9 @@ def test_shipped_weights_load():
     # since 5 December 2026 with the learned foreground map, used from two frames on (G,
     # docs/appearance-last-cell.md): plain colours between consecutive frames, half and half beyond
     assert model.net.fg is not None and model.net.fg_floor == pytest.approx(0.1)
-    assert model.foreground is not None and model.crowd is None
-    np.testing.assert_allclose(model.foreground.shares, [0.0, 0.5])
-    np.testing.assert_allclose(model.foreground.gaps, [1.0, 2.0])
+    assert model.by_gap.foreground is not None and model.crowd is None
+    np.testing.assert_allclose(model.by_gap.foreground.shares, [0.0, 0.5])
+    np.testing.assert_allclose(model.by_gap.foreground.gaps, [1.0, 2.0])
     assert DEFAULT_WEIGHTS.stat().st_size < 5e6
 
 

@@ -512,7 +512,7 @@ def test_saved_embeddings_keep_the_share_by_gap_and_the_seed_study_compares_by_i
     """Embeddings saved from weights with a foreground share keep its table (``saved_view``), and the
     seed study scores each seed as the tracker compares it at each gap: at one frame (share 0) the
     noisy map-weighted colours do not count, so the seed scores what the plain colours score."""
-    from association.foreground import ForegroundByGap
+    from association.by_gap import GapTable, SharesByGap
     from mot.studies import appearance_loso as loso
     from mot.studies.appearance import score
 
@@ -527,7 +527,7 @@ def test_saved_embeddings_keep_the_share_by_gap_and_the_seed_study_compares_by_i
     unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in (plain, weighted, cnn)]
     emb = np.hstack([np.sqrt(0.25) * unit[0], np.sqrt(0.25) * unit[1], np.sqrt(0.5) * unit[2]]).astype(np.float32)
     base = {"hist": unit[0].astype(np.float32), "imagenet": unit[2].astype(np.float32)}
-    fg = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, 0.5, k)
+    fg = SharesByGap(k, None, GapTable.from_table({1: 0.0, 2: 0.5}, 0.5, "foreground_share"), weighted=True)
     for label, table in (("with", fg), ("without", None)):
         loso._save_embeddings(tmp_path / label, "A", ["A"], [(boxes, {"recipe": emb, **base})], table)
     view = loso.saved_view(tmp_path / "with", "A", ["A"])

@@ -167,6 +167,16 @@ def test_set_appearance_meta_writes_a_table_or_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and not bad.exists()
     assert main([str(_weights(tmp_path, 0)), str(bad), "--crowd-share", "1=0.5"]) == 2 and not bad.exists()
+    # the colour share by gap: written, read by the tracker, refused beside a crowd share, removed
+    assert main([str(src), str(out), "--hist-share-by-gap", "2=0.5", "1=1"]) == 0
+    assert torch.load(out, weights_only=True)["meta"]["hist_share_by_gap"] == {1: 1.0, 2: 0.5}
+    assert AppearanceModel(AppearanceParams(weights=str(out)), device="cpu").by_gap.colour.shares.tolist() == [1, 0.5]
+    capsys.readouterr()
+    assert main([str(out), str(bad), "--crowd-share", "1=0.8"]) == 2 and not bad.exists()
+    err = capsys.readouterr().err
+    assert "crowd_share cannot be on" in err and str(out) in err and err.count("\n") == 1
+    assert main([str(out), str(out), "--hist-share-by-gap", "off"]) == 0
+    assert "hist_share_by_gap" not in torch.load(out, weights_only=True)["meta"]
 
 
 def test_the_association_flags_crowded_detections_and_keeps_them_in_the_gallery(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from association.patches import PatchParams, bgr_to_luv_normalised
+from association.by_gap import GapTable, SharesByGap
 from association.siamese import SiameseNet, SoftHistogram, load_weights, network_meta, save_weights
 from mot.errors import UserError
 
@@ -187,33 +188,37 @@ def _fg_embeddings(rng, n, k, m, s, a):
     return emb, p, w, c
 
 
-def test_the_share_by_gap_keeps_the_plain_colours_at_one_frame_and_the_trained_mix_beyond():
-    from association.foreground import ForegroundByGap
+def _fg_by_gap(table, a0, k):
+    """Shares by gap of a foreground share ``table`` alone (weights with a map of trained share ``a0``)."""
+    return SharesByGap(k, None, GapTable.from_table(table, a0, "foreground_share"), weighted=True)
 
+
+def test_the_share_by_gap_keeps_the_plain_colours_at_one_frame_and_the_trained_mix_beyond():
     rng = np.random.default_rng(0)
     k, s, a0 = 5, 0.5, 0.5
     g, gp, gw, gc = _fg_embeddings(rng, 3, k, 4, s, a0)
     e, ep, ew, ec = _fg_embeddings(rng, 2, k, 4, s, a0)
-    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, a0, k)
+    by_gap = _fg_by_gap({1: 0.0, 2: 0.5}, a0, k)
     d = by_gap.distances(g, np.array([1, 2, 30]), e)
     without_map = 1 - (s * gp @ ep.T + (1 - s) * gc @ ec.T)                 # the embedding had no map
     np.testing.assert_allclose(d[0], without_map[0], atol=1e-6)
     np.testing.assert_allclose(d[1:], (1 - g @ e.T)[1:], atol=1e-6)        # the trained mix: plain cosine
     np.testing.assert_allclose(by_gap.distances(g, np.array([0, 1, 1]), e), without_map, atol=1e-6)
-    quarter = ForegroundByGap.from_table({1: 0.25}, a0, k).distances(g, np.array([7, 7, 7]), e)
+    quarter = _fg_by_gap({1: 0.25}, a0, k).distances(g, np.array([7, 7, 7]), e)
     np.testing.assert_allclose(quarter, 1 - (s * 0.75 * gp @ ep.T + s * 0.25 * gw @ ew.T + (1 - s) * gc @ ec.T),
                                atol=1e-6)
     for table, trained, message in [({}, a0, "empty"), ({0: 0.5}, a0, "integer"), ({1: 2}, a0, "not in"),
-                                    ({1: 0.5}, 1.0, "foreground layer")]:
+                                    ({1: 0.5}, 1.0, r"share in \(0, 1\)")]:
         with pytest.raises(ValueError, match=message):
-            ForegroundByGap.from_table(table, trained, k)
+            _fg_by_gap(table, trained, k)
+    with pytest.raises(ValueError, match="foreground layer"):
+        SharesByGap(k, None, GapTable.from_table({1: 0.5}, a0, "foreground_share"), weighted=False)
 
 
 def test_appearance_features_compare_each_gallery_row_at_its_gap():
     from collections import deque
 
     from association.features import FeatureContext, compute
-    from association.foreground import ForegroundByGap
     from association.learned import AppearanceGallery
     from mot.tracker import Track
     from mot.types import Detections
@@ -227,9 +232,9 @@ def test_appearance_features_compare_each_gallery_row_at_its_gap():
                                          crowded=deque([False] * 3))
     dets = Detections(np.tile(np.array([[0, 0, 10, 20]], np.float32), (2, 1)), np.ones(2, np.float32),
                       {"embeddings": e})
-    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, a0, k)
+    by_gap = _fg_by_gap({1: 0.0, 2: 0.5}, a0, k)
     names = ["appearance_min", "appearance_mean", "appearance_ema"]
-    got = compute(names, FeatureContext([track], dets, 11, foreground=by_gap))[0]
+    got = compute(names, FeatureContext([track], dets, 11, by_gap=by_gap))[0]
     plain = compute(names, FeatureContext([track], dets, 11))[0]
     d = by_gap.distances(g, np.array([9, 2, 1]), e)
     np.testing.assert_allclose(got[:, 0], d.min(0), atol=1e-6)
@@ -248,12 +253,13 @@ def test_the_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
     save_map(tmp_path / "map.pt", ForegroundNet(), {"patch": [64, 32]})
     attach(tmp_path / "plain.pt", tmp_path / "map.pt", tmp_path / "fg.pt", 0.1, 0.5, {2: 0.5, 1: 0.0})
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "fg.pt")), device="cpu")
-    assert model.foreground.gaps.tolist() == [1, 2] and model.foreground.shares.tolist() == [0.0, 0.5]
-    assert model.foreground.hist_dim == 2048 and model.foreground.trained == 0.5
+    fg = model.by_gap.foreground
+    assert fg.gaps.tolist() == [1, 2] and fg.shares.tolist() == [0.0, 0.5] and fg.trained == 0.5
+    assert model.by_gap.hist_dim == 2048 and model.by_gap.weighted and model.by_gap.colour is None
     assert AppearanceModel(AppearanceParams(weights=str(tmp_path / "fg.pt"), foreground_share={}),
-                           device="cpu").foreground is None
+                           device="cpu").by_gap is None
     cases = [(dict(weights=str(tmp_path / "plain.pt"), foreground_share={1: 0.0}), "no foreground map"),
-             (dict(weights=str(tmp_path / "fg.pt"), crowd_share={1: 0.5}), "cannot both"),
+             (dict(weights=str(tmp_path / "fg.pt"), crowd_share={1: 0.5}), "crowd_share cannot be on"),
              (dict(weights=str(tmp_path / "fg.pt"), foreground_share={"x": 0.5}), "not an integer")]
     for params, message in cases:
         with pytest.raises(UserError, match=message) as info:
@@ -264,19 +270,88 @@ def test_the_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
 def test_embeddings_at_a_gap_compare_as_the_share_by_gap_does():
     """``at_gap`` rescales the two colour layers so whole-embedding comparisons (the benchmarks')
     give the distances the tracker uses at that gap, and keeps the rows of unit length."""
-    from association.foreground import ForegroundByGap
-
     rng = np.random.default_rng(3)
     k, a0 = 5, 0.5
     g, *_ = _fg_embeddings(rng, 4, k, 6, 0.5, a0)
     e, *_ = _fg_embeddings(rng, 3, k, 6, 0.5, a0)
-    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5, 30: 0.9}, a0, k)
+    by_gap = _fg_by_gap({1: 0.0, 2: 0.5, 30: 0.9}, a0, k)
     for gap in (1, 2, 10, 30):
         gg, ee = by_gap.at_gap(g, gap), by_gap.at_gap(e, gap)
         np.testing.assert_allclose(np.linalg.norm(gg, axis=1), 1.0, atol=1e-6)
         np.testing.assert_allclose(1 - gg @ ee.T, by_gap.distances(g, np.full(4, gap), e), atol=1e-6)
     np.testing.assert_array_equal(by_gap.at_gap(g, 2), g)          # the trained mix: as embedded
     assert not np.allclose(by_gap.at_gap(g, 1), g)
+
+
+def test_a_colour_share_by_gap_weighs_the_colour_layer_and_the_cnn_at_each_gap():
+    """``hist_share_by_gap`` moves the colour layer's share (both colour layers together, the
+    foreground share inside it) against the CNN's: at share 1 the CNN part counts for nothing."""
+    rng = np.random.default_rng(5)
+    k, s0, a0 = 5, 0.5, 0.5
+    g, gp, gw, gc = _fg_embeddings(rng, 3, k, 4, s0, a0)
+    e, ep, ew, ec = _fg_embeddings(rng, 2, k, 4, s0, a0)
+    colour = GapTable.from_table({1: 1.0, 2: 0.5}, s0, "hist_share_by_gap")
+    both = SharesByGap(k, colour, GapTable.from_table({1: 0.0, 2: 0.5}, a0, "foreground_share"), weighted=True)
+    d = both.distances(g, np.array([1, 2, 30]), e)
+    np.testing.assert_allclose(d[0], 1 - (gp @ ep.T)[0], atol=1e-6)        # plain colours alone
+    np.testing.assert_allclose(d[1:], (1 - g @ e.T)[1:], atol=1e-6)        # the trained mix
+    quarter = SharesByGap(k, GapTable.from_table({1: 0.25}, s0, "hist_share_by_gap"), None, weighted=True)
+    expected = 1 - (0.25 * ((1 - a0) * gp @ ep.T + a0 * gw @ ew.T) + 0.75 * gc @ ec.T)
+    np.testing.assert_allclose(quarter.distances(g, np.array([4, 4, 4]), e), expected, atol=1e-6)
+    for gap in (1, 2, 30):                                                  # the benchmarks' view agrees
+        gg, ee = both.at_gap(g, gap), both.at_gap(e, gap)
+        np.testing.assert_allclose(np.linalg.norm(gg, axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(1 - gg @ ee.T, both.distances(g, np.full(3, gap), e), atol=1e-6)
+    # weights without a foreground map: the colour layer is one histogram
+    h, hp, _, hc = _fg_embeddings(rng, 3, k, 4, s0, 0.0)
+    h = np.hstack([h[:, :k], h[:, 2 * k:]])
+    only = SharesByGap(k, GapTable.from_table({1: 1.0, 10: 0.0}, s0, "hist_share_by_gap"))
+    d = only.distances(h, np.array([1, 10, 3]), h)
+    np.testing.assert_allclose(d[0], 1 - hp[0] @ hp.T, atol=1e-6)
+    np.testing.assert_allclose(d[1], 1 - hc[1] @ hc.T, atol=1e-6)
+    with pytest.raises(ValueError, match=r"share in \(0, 1\)"):
+        GapTable.from_table({1: 1.0}, 1.0, "hist_share_by_gap")
+
+
+def test_shares_by_gap_saved_beside_embeddings_read_back_alike(tmp_path):
+    """``table``/``from_arrays`` round trip (the benchmarks save it beside their embeddings), and the
+    layout saved before the colour share (a foreground share alone) still reads."""
+    rng = np.random.default_rng(6)
+    k = 4
+    emb, *_ = _fg_embeddings(rng, 5, k, 3, 0.5, 0.5)
+    both = SharesByGap(k, GapTable.from_table({1: 1.0, 2: 0.5}, 0.5, "hist_share_by_gap"),
+                       GapTable.from_table({1: 0.0, 2: 0.5}, 0.5, "foreground_share"), weighted=True)
+    np.savez(tmp_path / "t.npz", **both.table())
+    with np.load(tmp_path / "t.npz") as z:
+        back = SharesByGap.from_arrays(z)
+    for gap in (1, 3):
+        np.testing.assert_array_equal(back.at_gap(emb, gap), both.at_gap(emb, gap))
+    old = {"fg_gaps": np.array([1.0, 2.0]), "fg_shares": np.array([0.0, 0.5]), "fg_layer": np.array([0.5, k])}
+    np.testing.assert_array_equal(SharesByGap.from_arrays(old).at_gap(emb, 1), _fg_by_gap({1: 0.0, 2: 0.5}, 0.5, k).at_gap(emb, 1))
+    assert SharesByGap.from_arrays({"frames": np.zeros(1)}) is None
+
+
+def test_the_colour_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
+    from association.siamese import AppearanceModel, AppearanceParams
+
+    _siamese_file(tmp_path / "plain.pt")
+    model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "plain.pt"), hist_share_by_gap={1: 1.0, 2: 0.5}),
+                            device="cpu")
+    assert model.by_gap.colour.shares.tolist() == [1.0, 0.5] and model.by_gap.foreground is None
+    assert not model.by_gap.weighted and model.by_gap.colour.trained == 0.5
+    blob = torch.load(tmp_path / "plain.pt", weights_only=True)
+    blob["meta"]["hist_share_by_gap"] = {"1": 1.0}
+    torch.save(blob, tmp_path / "meta.pt")
+    assert AppearanceModel(AppearanceParams(weights=str(tmp_path / "meta.pt")), device="cpu").by_gap.colour.shares.tolist() == [1.0]
+    assert AppearanceModel(AppearanceParams(weights=str(tmp_path / "meta.pt"), hist_share_by_gap={}),
+                           device="cpu").by_gap is None
+    cases = [(dict(hist_share_by_gap={1: 1.0}, hist_share=1.0), "all the distance or none"),
+             (dict(hist_share_by_gap={1: 1.0}, crowd_share={1: 0.5}), "crowd_share cannot be on"),
+             (dict(hist_share_by_gap={0: 1.0}), "not an integer")]
+    for params, message in cases:
+        with pytest.raises(UserError, match=message) as info:
+            AppearanceModel(AppearanceParams(weights=str(tmp_path / "plain.pt"), **params), device="cpu")
+        assert "\n" not in str(info.value)
 
 
 def _boxes(people, frames):
@@ -290,7 +365,7 @@ def test_the_benchmark_scores_weights_with_a_share_by_gap_as_the_tracker_compare
     """The appearance benchmark compares a model with a foreground share at each gap's share: here
     the plain colours tell people apart and the weighted ones are noise, so at one frame (share 0)
     it scores as the plain colours do, above the weights' own half and half."""
-    from association.foreground import ForegroundByGap, ForegroundNet
+    from association.foreground import ForegroundNet
     from association.siamese import AppearanceModel, AppearanceParams
     from mot.studies.appearance import gap_views, luv_histograms, score
     from mot.training.foreground import attach, save_map
@@ -301,7 +376,7 @@ def test_the_benchmark_scores_weights_with_a_share_by_gap_as_the_tracker_compare
     model = AppearanceModel(AppearanceParams(weights=str(tmp_path / "fg.pt")), device="cpu")
     plain = AppearanceModel(AppearanceParams(weights=str(tmp_path / "plain.pt")), device="cpu")
     views = gap_views({"fg": model.embed, "plain": plain.embed, "hist": luv_histograms})
-    assert list(views) == ["fg"] and views["fg"] == model.foreground.at_gap
+    assert list(views) == ["fg"] and views["fg"] == model.by_gap.at_gap
 
     rng = np.random.default_rng(4)
     k, a0, people, frames = 8, 0.5, 5, 12
@@ -314,7 +389,7 @@ def test_the_benchmark_scores_weights_with_a_share_by_gap_as_the_tracker_compare
     emb[:, :k] = np.sqrt(0.5 * (1 - a0)) * p
     emb[:, k:2 * k] *= 3.0                                              # the weighted colours: loud noise
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    by_gap = ForegroundByGap.from_table({1: 0.0, 2: 0.5}, a0, k)
+    by_gap = _fg_by_gap({1: 0.0, 2: 0.5}, a0, k)
     gaps = (1, 5)
     got = score(boxes, {"m": emb}, gaps, {"m": by_gap.at_gap})["m"]
     own_mix = score(boxes, {"m": emb}, gaps)["m"]

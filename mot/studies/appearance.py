@@ -193,13 +193,13 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
 
 def gap_views(embedders: dict) -> dict:
     """For each Siamese embedder (an ``AppearanceModel.embed``) whose weights compare a pair by its
-    frame gap (a foreground share, ``association.foreground.ForegroundByGap``), the transform
+    frame gap (shares by gap, ``association.by_gap.SharesByGap``), the transform
     ``(embeddings, gap) -> embeddings`` that gives them as the tracker compares them at that gap."""
     views = {}
     for name, fn in embedders.items():
-        foreground = getattr(getattr(fn, "__self__", None), "foreground", None)
-        if foreground is not None:
-            views[name] = foreground.at_gap
+        by_gap = getattr(getattr(fn, "__self__", None), "by_gap", None)
+        if by_gap is not None:
+            views[name] = by_gap.at_gap
     return views
 
 

@@ -193,8 +193,8 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         entry = {"train": tr, "val": val, "test": SCORED[scene], "training": summary,
                  "trained_share": trained_share if model.net.hist is not None else None}
         methods = {RECIPE: lambda e: e["recipe"]}
-        # each model compared as the tracker compares it: a foreground share by gap where it has one
-        at_gap = model.foreground.at_gap if model.foreground is not None else None
+        # each model compared as the tracker compares it: shares by gap where it has them
+        at_gap = model.by_gap.at_gap if model.by_gap is not None else None
         if shares:
             if model.net.hist is None:
                 raise UserError(f"{weights}: --hist-share needs a model with a colour layer")
@@ -210,7 +210,7 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
                          validation={str(s): {"criterion": share_criterion(v, gaps), "scores": v}
                                      for s, v in by_share.items()})
             if keep is not None:
-                _save_embeddings(Path(keep), f"{scene}-val", SCORED[val_scene], embedded, model.foreground)
+                _save_embeddings(Path(keep), f"{scene}-val", SCORED[val_scene], embedded, model.by_gap)
             methods = {f"recipe, s={chosen:g} (chosen on {val_scene})": at[chosen],
                        f"recipe, s={trained_share:g} (as trained)": lambda e: e["recipe"]}
         embedders: dict[str, Embedder] = {"recipe": model.embed}
@@ -220,11 +220,11 @@ def run_loso(data: list[str], scenes: list[str], out_dir: str | Path, pretrained
         embedders["hist"], embedders["imagenet"] = luv_histograms, imagenet
         methods.update({label: (lambda e, key=key: e[key]) for key, label in BASELINES.items()})
         views = {label: at_gap for label in methods if label.startswith("recipe")} if at_gap else {}
-        if shipped_model is not None and shipped_model.foreground is not None:
-            views["shipped siamese.pt"] = shipped_model.foreground.at_gap
+        if shipped_model is not None and shipped_model.by_gap is not None:
+            views["shipped siamese.pt"] = shipped_model.by_gap.at_gap
         embedded = _embed_scene(roots, SCORED[scene], embedders)
         if keep is not None:
-            _save_embeddings(Path(keep), scene, SCORED[scene], embedded, model.foreground)
+            _save_embeddings(Path(keep), scene, SCORED[scene], embedded, model.by_gap)
         seq_scores = [score(boxes, {label: f(emb) for label, f in methods.items()}, gaps, views)
                       for boxes, emb in embedded]
         if shares:
@@ -249,14 +249,12 @@ def _reweighted(emb: dict, hist_dim: int, trained_share: float, share: float) ->
 
 
 def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[tuple[dict, dict]],
-                     foreground=None) -> None:
-    """Each sequence's boxes and embeddings (as the networks give them), and with ``foreground`` (the
-    recipe's ``ForegroundByGap``) its table, so the studies of saved embeddings compare the recipe at
+                     by_gap=None) -> None:
+    """Each sequence's boxes and embeddings (as the networks give them), and with ``by_gap`` (the
+    recipe's ``SharesByGap``) its tables, so the studies of saved embeddings compare the recipe at
     each gap as the tracker does (:func:`saved_view`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    table = {} if foreground is None else {
-        "fg_gaps": foreground.gaps, "fg_shares": foreground.shares,
-        "fg_layer": np.array([foreground.trained, foreground.hist_dim], np.float64)}
+    table = {} if by_gap is None else by_gap.table()
     for name, (boxes, emb) in zip(names, embedded):
         path = folder / f"{scene}_{name}.npz"
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -266,14 +264,12 @@ def _save_embeddings(folder: Path, scene: str, names: list[str], embedded: list[
 
 def saved_view(folder: Path, prefix: str, names: list[str]):
     """The recipe's ``(embeddings, gap) -> embeddings`` view saved beside its embeddings
-    (``ForegroundByGap.at_gap``), or None: saved without a foreground share, or before one was saved."""
-    from association.foreground import ForegroundByGap
+    (``SharesByGap.at_gap``), or None: saved without shares by gap, or before they were saved."""
+    from association.by_gap import SharesByGap
 
     with np.load(Path(folder) / f"{prefix}_{names[0]}.npz") as z:
-        if "fg_gaps" not in z.files:
-            return None
-        trained, hist_dim = z["fg_layer"].tolist()
-        return ForegroundByGap(z["fg_gaps"], z["fg_shares"], trained, int(hist_dim)).at_gap
+        by_gap = SharesByGap.from_arrays(z)
+    return by_gap.at_gap if by_gap is not None else None
 
 
 def _generic(label: str) -> str:

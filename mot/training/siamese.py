@@ -323,7 +323,7 @@ def train(data: str | Path | list, out: str | Path, params: TrainParams | None =
 
 
 def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None = None,
-                      crowd_share: dict | None = None) -> dict:
+                      crowd_share: dict | None = None, hist_share_by_gap: dict | None = None) -> dict:
     """Copies Siamese weights with inference settings changed in their metadata (the tensors as they are).
 
     Args:
@@ -332,6 +332,8 @@ def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None 
             stripes must halve that many times), or None to keep them.
         crowd_share: the colour share of crowded pairs, ``{gap: share}`` (``association.crowd``);
             ``{}`` removes it, None keeps it.
+        hist_share_by_gap: the colour layer's share by frame gap, ``{gap: share}``
+            (``association.by_gap``); ``{}`` removes it, None keeps it.
 
     Returns:
         The new metadata.
@@ -342,7 +344,7 @@ def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None 
     """
     from association.backbone import safe_load
     from association.crowd import check_table
-    from association.siamese import load_weights
+    from association.siamese import AppearanceModel, AppearanceParams
 
     blob = safe_load(src, "Siamese weights")
     if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict):
@@ -350,23 +352,25 @@ def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None 
     meta = dict(blob["meta"])
     if hist_levels is not None:
         meta["hist_levels"] = int(hist_levels)
-    if crowd_share is not None:
-        problem = check_table(crowd_share)
+    for name, table in (("crowd_share", crowd_share), ("hist_share_by_gap", hist_share_by_gap)):
+        if table is None:
+            continue
+        problem = check_table(table, name)
         if problem:
             raise UserError(f"{problem} ({dst} not written)")
-        meta.pop("crowd_share", None)
-        if crowd_share:
-            meta["crowd_share"] = {int(g): float(s) for g, s in sorted(crowd_share.items(), key=lambda kv: int(kv[0]))}
+        meta.pop(name, None)
+        if table:
+            meta[name] = {int(g): float(s) for g, s in sorted(table.items(), key=lambda kv: int(kv[0]))}
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
     torch.save({**blob, "meta": meta}, tmp)
     try:
-        net, _ = load_weights(tmp)
-        if "crowd_share" in meta and getattr(getattr(net, "branch", net), "hist", None) is None:
+        model = AppearanceModel(AppearanceParams(weights=str(tmp)), device="cpu")   # what the tracker refuses
+        if "crowd_share" in meta and model.crowd is None:
             raise UserError(f"{src}: crowd_share needs weights with a colour layer")
-    except UserError:
+    except UserError as exc:
         tmp.unlink()
-        raise
+        raise UserError(f"{str(exc).replace(str(tmp), str(src))} ({dst} not written)") from None
     tmp.replace(dst)
     return meta
