@@ -2,8 +2,8 @@
 """Copies Siamese weights with inference settings changed in their metadata (the tensors as they are).
 
 Examples:
-    # the shipped model: 4 pyramid levels of its 16 colour stripes, the crowd share chosen on held-out scenes
-    python scripts/set_appearance_meta.py mot/weights/siamese.pt mot/weights/siamese.pt \\
+    # a 16-stripe model (hs16L4, docs/appearance-last-cell.md): 4 pyramid levels and a crowd share
+    python scripts/set_appearance_meta.py runs/hs16.pt runs/hs16L4.pt \\
         --hist-levels 4 --crowd-share 1=0.8 10=0.6 30=0.6
     python scripts/set_appearance_meta.py in.pt out.pt --crowd-share off
     # colour alone at one frame, the trained share from two frames on
