@@ -414,11 +414,10 @@ class AppearanceParams:
             return f"hist_share must be in [0, 1] or null, got {self.hist_share}"
         if not 0 <= self.crowd_iou < 1:
             return f"crowd_iou must be in [0, 1), got {self.crowd_iou}"
-        problem = check_table(self.crowd_share) if self.crowd_share is not None else None
-        for name in ("foreground_share", "hist_share_by_gap"):
-            if problem is None and getattr(self, name) is not None:
-                problem = check_table(getattr(self, name), name, "shares")
-        return problem
+        for name in ("crowd_share", "foreground_share", "hist_share_by_gap"):
+            if getattr(self, name) is not None and (problem := check_table(getattr(self, name), name, "shares")):
+                return problem
+        return None
 
 
 class AppearanceModel:
@@ -478,15 +477,10 @@ class AppearanceModel:
         self.timing: dict[str, float] = {}
 
     def _crowd_share(self, path, branch):
-        from association.crowd import CrowdShare, check_table
+        from association.crowd import CrowdShare
 
-        table = self.params.crowd_share
-        if table is None:
-            table = self.meta.get("crowd_share")
-            problem = check_table(table) if table is not None else None
-            if problem:
-                raise UserError(f"{path}: metadata {problem}")
-        elif table and (branch.hist is None or not 0 < branch.hist_share < 1):
+        table = self._table(path, "crowd_share")
+        if self.params.crowd_share and (branch.hist is None or not 0 < branch.hist_share < 1):
             raise UserError(f"{path}: appearance crowd_share is set, but these weights have no colour layer "
                             f"or it has all the distance or none (hist_share {branch.hist_share:g})")
         if not table or branch.hist is None or not 0 < branch.hist_share < 1:

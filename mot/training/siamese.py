@@ -372,5 +372,8 @@ def calibrate_weights(src: str | Path, dst: str | Path, hist_levels: int | None 
     except UserError as exc:
         tmp.unlink()
         raise UserError(f"{str(exc).replace(str(tmp), str(src))} ({dst} not written)") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(dst)
     return meta
