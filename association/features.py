@@ -149,7 +149,8 @@ def appearance_mean(ctx):
 
 def appearance_ema(ctx):
     """Cosine distance between the detection and the track's moving-average embedding (with
-    ``ctx.by_gap``, at the share of the frames since the track was last seen)."""
+    ``ctx.by_gap``, at the shares of its age: the frames since the track was last seen plus the mean
+    age of what the average holds, ``AppearanceGallery.ema_age``)."""
     emb = _embeddings(ctx)
     out = ctx.nan()
     if emb is None or not len(ctx.detections):
@@ -159,7 +160,8 @@ def appearance_ema(ctx):
     if ctx.by_gap is not None and have:          # every track in one call
         ema = np.asarray([states[i].ema for i in have], np.float32)
         ema /= np.maximum(np.linalg.norm(ema, axis=1, keepdims=True), 1e-12)
-        gaps = np.array([ctx.frame - states[i].frames[-1] if states[i].frames else 1 for i in have])
+        gaps = np.array([(ctx.frame - states[i].frames[-1] if states[i].frames else 1) + states[i].ema_age
+                         for i in have])
         out[have] = ctx.by_gap.distances(ema, gaps, emb)
         return out
     for i in have:

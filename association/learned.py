@@ -24,6 +24,9 @@ class AppearanceGallery:
     Attributes:
         gallery: the track's recent Siamese embeddings, (E,) float32 unit rows, newest last.
         ema: (E,) float32 moving average of the embeddings (not normalised), or None.
+        ema_age: the mean age of what ``ema`` averages, in frames before the last embedding (0 for
+            one embedding; about ``ema / (1 - ema)`` for a track seen every frame): the average is
+            compared at that many frames more than the time since the track was last seen.
         colour_gallery: the track's recent LUV colour histograms, (H,) float32 each.
         frames: the frame of each ``gallery`` row, and ``crowded`` whether its box overlapped another
             there (for ``association.crowd.CrowdShare``; both empty for a gallery built without them).
@@ -33,6 +36,7 @@ class AppearanceGallery:
     colour_gallery: deque
     ema: np.ndarray | None = None
     frames: deque = field(default_factory=deque)
+    ema_age: float = 0.0
     crowded: deque = field(default_factory=deque)
 
 
@@ -177,9 +181,13 @@ class LearnedAssociation:
         if emb is None:
             return
         e = np.asarray(emb[index], np.float32)
+        old, w = state.ema, self.params.ema
+        if old is None:
+            state.ema, state.ema_age = e, 0.0
+        else:
+            state.ema = w * old + (1 - w) * e
+            state.ema_age = w * (state.ema_age + (int(frame) - state.frames[-1] if state.frames else 1))
         state.gallery.append(e)
         state.frames.append(int(frame))
         crowded = detections.extras.get("crowded")
         state.crowded.append(bool(crowded[index]) if crowded is not None else False)
-        old = state.ema
-        state.ema = e if old is None else self.params.ema * old + (1 - self.params.ema) * e

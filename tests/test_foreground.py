@@ -244,6 +244,38 @@ def test_appearance_features_compare_each_gallery_row_at_its_gap():
     assert not np.allclose(got, plain)
 
 
+def test_the_moving_average_is_compared_at_the_mean_age_of_what_it_holds():
+    """The moving average is no one-frame-old sample: each update ages what it holds by the frames
+    since the last one and weighs it by ``ema``, and ``appearance_ema`` compares it at the frames
+    since the track was seen plus that age (a colour-only share at one frame leaves it alone)."""
+    from types import SimpleNamespace
+
+    from association.features import FeatureContext, compute
+    from association.learned import LearnedAssociation, LearnedParams
+    from mot.tracker import Track
+    from mot.types import Detections
+
+    rng = np.random.default_rng(4)
+    k, a0 = 6, 0.5
+    g, *_ = _fg_embeddings(rng, 4, k, 5, 0.5, a0)
+    e, *_ = _fg_embeddings(rng, 2, k, 5, 0.5, a0)
+    box = np.array([[0, 0, 10, 20]], np.float32)
+    owner = SimpleNamespace(params=LearnedParams(ema=0.8))
+    track = Track(1, box[0], 1.0, 1)
+    ages = []
+    for row, frame in zip(g, [1, 2, 3, 7]):      # seen three frames running, then after four
+        LearnedAssociation.observe(owner, track, Detections(box, np.ones(1, np.float32), {"embeddings": row[None]}),
+                                   0, frame)
+        ages.append(track.appearance.ema_age)
+    np.testing.assert_allclose(ages, [0.0, 0.8, 0.8 * 1.8, 0.8 * (0.8 * 1.8 + 4)], atol=1e-9)
+    ema = track.appearance.ema / np.linalg.norm(track.appearance.ema)
+    by_gap = _fg_by_gap({1: 0.0, 2: 0.5}, a0, k)
+    dets = Detections(np.tile(box, (2, 1)), np.ones(2, np.float32), {"embeddings": e})
+    got = compute(["appearance_ema"], FeatureContext([track], dets, 8, by_gap=by_gap))[0][:, 0]
+    np.testing.assert_allclose(got, by_gap.distances(ema[None], np.array([1 + ages[-1]]), e)[0], atol=1e-6)
+    assert not np.allclose(got, by_gap.distances(ema[None], np.array([1]), e)[0], atol=1e-4)
+
+
 def test_the_share_by_gap_comes_from_the_weights_or_the_config(tmp_path):
     from association.siamese import AppearanceModel, AppearanceParams
     from mot.training.foreground import attach, save_map
