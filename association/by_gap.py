@@ -10,12 +10,13 @@ map, ``colour = [sqrt(1 - a0) * plain, sqrt(a0) * weighted]`` (each layer of uni
   colours, whose background is still the same one frame later; the person's own colours count once
   it has changed (docs/appearance-last-cell.md, "A foreground map");
 - the colour layer's share ``s`` (``appearance.hist_share_by_gap``): colour alone at one frame
-  (``{1: 1, 2: 0.5}``) wins every one-frame rank-1 cell of the appearance benchmark, but the CNN
-  tells apart people dressed alike who cross, and without it the held-out tracker loses 0.6 HOTA
-  (docs/appearance-last-cell.md, "Colour alone at one frame"), so the shipped weights carry none.
+  (``{1: 1, 2: 0.5}``) wins every one-frame rank-1 cell of the appearance benchmark, and the CNN
+  counts from two frames on (docs/appearance-last-cell.md, "The moving average at its age").
 
 Both are ``{gap: share}`` tables, interpolated in log gap (``association.crowd.share_at``), from the
-config or the weights' metadata (the shipped weights carry the foreground share ``{1: 0, 2: 0.5}``).
+config or the weights' metadata (the shipped weights carry both: colour ``{1: 1, 2: 0.5}``,
+foreground ``{1: 0, 2: 0.5}``). A gap need not be whole: the tracker compares a track's moving
+average at the mean age of what it holds (``association.learned.AppearanceGallery.ema_age``).
 """
 from __future__ import annotations
 
