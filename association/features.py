@@ -290,6 +290,11 @@ MONOTONE: dict[str, int] = {
     "iou": 1, "motion_error": -1, "aspect_change": -1, "refiner_iou": 1,
 }
 
+# Features whose definition has changed, by revision (absent: 1). Pairs cached for a matcher's
+# training carry the revisions of the features they hold, so pairs computed before a change are not
+# reused after it. appearance_ema 2: the average compared at its age, not as one frame old (5 December 2026).
+REVISIONS: dict[str, int] = {"appearance_ema": 2}
+
 APPEARANCE_FEATURES = ("appearance_min", "appearance_mean", "appearance_ema")  # from the Siamese CNN
 CNN_FEATURES = ("cnn_min",)  # from the CNN part of the same embeddings (registered, not in the default list)
 SIAMESE_FEATURES = APPEARANCE_FEATURES + CNN_FEATURES  # every feature that needs the Siamese embedder

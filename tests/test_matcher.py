@@ -234,3 +234,19 @@ def test_association_benchmark_times_the_shipped_embedding_size_and_the_gate():
     assert all(r["embedding_dim"] == shipped for r in rows)   # not a stand-in size
     assert all(0 < r["scored"] <= 1 for r in rows) and rows[1]["scored"] < 1   # the crowd is gated
     assert all(r["total"] == pytest.approx(r["features"] + r["xgboost"] + r["linking"]) for r in rows)
+
+
+def test_cached_pairs_are_not_reused_after_a_feature_is_redefined(monkeypatch):
+    """A feature's revision (``association.features.REVISIONS``) is part of the key of the pairs cached
+    for a matcher's training: pairs of a config that uses it get a new key when it changes, the pairs
+    of a config without it keep theirs."""
+    import association.features as features
+    from mot.training.matcher_cli import feature_revisions, pairs_digest
+
+    default, context = load_config("default"), load_config("context")
+    assert feature_revisions(default.association.params["features"]) == {"appearance_ema": features.REVISIONS["appearance_ema"]}
+    assert feature_revisions(context.association.params["features"]) == {}
+    before = pairs_digest(default), pairs_digest(context)
+    monkeypatch.setitem(features.REVISIONS, "appearance_ema", features.REVISIONS["appearance_ema"] + 1)
+    assert pairs_digest(default) != before[0]
+    assert pairs_digest(context) == before[1]

@@ -88,7 +88,7 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
     from mot.evaluation import combine
     from mot.pipeline import run
     from mot.sequence import discover
-    from mot.training.matcher_cli import feature_params
+    from mot.training.matcher_cli import feature_params, feature_revisions
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
     all_paths = discover(roots)
@@ -113,6 +113,8 @@ def loso(data, configs: dict[str, tuple[Path, list[str]]], dets: dict[str, str],
                 params = {k: v for k, v in feature_params(cfg.association.params).items() if k != "matcher"}
                 if settings is not None and settings.waited_returns > 0:
                     params["waited_returns"] = settings.waited_returns
+                if revised := feature_revisions(features):   # a feature redefined: a matcher of its own
+                    params["revisions"] = revised
                 digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
                 model = models / f"{scene}__{digest}__s{seed}.json"
                 train_fold_matcher(cfg, features, others, train_det_files, cache, settings, model, cv)

@@ -24,15 +24,11 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES, wai
     ``cache`` is set); ``waited_returns``: ``collect_pairs``'."""
     xs, ys = [], []
     feats = cfg.association.params["features"]
-    # The pairs depend on the association and tracker settings and, through the embeddings, on the
-    # Siamese weights' content (retrained weights under the same name must not reuse old pairs).
-    from mot.training.matcher import collect_pairs, teacher_tracker
-    # (the validity settings never reach the teacher, so they are not part of the key)
-    tracker = {k: v for k, v in dataclasses.asdict(teacher_tracker(cfg.tracker)).items() if not k.startswith("validity")}
-    key_parts = [feature_params(cfg.association.params), tracker, _weights_digest(cfg)]
-    if waited_returns > 0:   # (absent when off, so that the caches of earlier pairs stay valid)
-        key_parts.append({"waited_returns": waited_returns})
-    digest = hashlib.sha1(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:10]
+    # The pairs depend on the association and tracker settings, the features' definitions and, through
+    # the embeddings, on the Siamese weights' content (retrained weights under the same name must not
+    # reuse old pairs): all in the key.
+    from mot.training.matcher import collect_pairs
+    digest = pairs_digest(cfg, waited_returns)
     for path in paths:
         seen = set()   # a detection file under two names (MOT17's det.txt is det_yolox.txt) counts once
         for det_file, stride in itertools.product(det_files, strides):
@@ -59,6 +55,32 @@ def collect_many(paths, cfg, det_files, cache: Path | None, strides=STRIDES, wai
     if not xs:
         return np.zeros((0, len(feats)), np.float32), np.zeros(0, bool)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def pairs_digest(cfg, waited_returns: float = 0.0) -> str:
+    """The cache key of a config's training pairs: the settings that shape the pairs, the Siamese
+    weights' content, and the revision of every feature whose definition has changed
+    (``association.features.REVISIONS``); each part absent when it has no effect, so that the caches
+    of earlier pairs stay valid where nothing changed for them."""
+    from mot.training.matcher import teacher_tracker
+
+    # (the validity settings never reach the teacher, so they are not part of the key)
+    tracker = {k: v for k, v in dataclasses.asdict(teacher_tracker(cfg.tracker)).items() if not k.startswith("validity")}
+    key_parts = [feature_params(cfg.association.params), tracker, _weights_digest(cfg)]
+    if waited_returns > 0:
+        key_parts.append({"waited_returns": waited_returns})
+    revised = feature_revisions(cfg.association.params.get("features", []))
+    if revised:
+        key_parts.append({"revisions": revised})
+    return hashlib.sha1(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def feature_revisions(features) -> dict[str, int]:
+    """``{feature: revision}`` for the features among ``features`` whose definition has changed
+    (``association.features.REVISIONS``): part of the keys of cached pairs and fold matchers."""
+    from association.features import REVISIONS
+
+    return {f: REVISIONS[f] for f in features if f in REVISIONS}
 
 
 def feature_params(params: dict) -> dict:
