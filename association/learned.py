@@ -186,7 +186,7 @@ class LearnedAssociation:
             state.ema, state.ema_age = e, 0.0
         else:
             state.ema = w * old + (1 - w) * e
-            state.ema_age = w * (state.ema_age + (int(frame) - state.frames[-1] if state.frames else 1))
+            state.ema_age = w * (state.ema_age + int(frame) - state.frames[-1])   # frames: set beside ema
         state.gallery.append(e)
         state.frames.append(int(frame))
         crowded = detections.extras.get("crowded")
